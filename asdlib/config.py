@@ -1,0 +1,76 @@
+"""One configuration object whose defaults are the paper's values.
+
+Luzón-Álvarez et al. (2025), sections 2 and 3.3, and the DCASE 2023 Task 2 autoencoder baseline
+(Harada et al., 2023) that the paper extends. Where the paper is silent, the default is the
+baseline's and the comment says so.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+MACHINES = ("fan", "pump", "slider", "valve")
+N_MICS = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    """Hyper-parameters of features, models, training and scoring.
+
+    Every field has the paper's value (or the DCASE baseline's where the paper is silent).
+    ``Config(epochs=5)`` changes one value; :meth:`replace` returns a modified copy.
+    """
+
+    # --- features (paper 3.3; DCASE baseline) ---
+    sr: int = 16_000  # MIMII is 16 kHz; no resampling, files at another rate are refused
+    n_fft: int = 1024  # "frame size of 1,024 samples" (64 ms)
+    hop_length: int = 512  # "50 % overlap"
+    n_mels: int = 128  # "128 filters"
+    n_frames: int = 5  # "five consecutive frames ... 640-dimensional"
+    power: float = 2.0  # mel power spectrogram, as the baseline
+    fmin: float = 0.0  # baseline: librosa default
+    fmax: float | None = None  # None: sr / 2 (baseline: librosa default)
+
+    # --- model (DCASE baseline, Figure 2; the dual AE of Figure 3 uses one of these per input) ---
+    hidden_dim: int = 128  # width of every hidden layer
+    n_hidden_layers: int = 3  # 128 -> 128 blocks between the first and the bottleneck layer
+    latent_dim: int = 8  # bottleneck per encoder; the dual AE concatenates two: 16
+    bn_momentum: float = 0.01  # BatchNorm1d momentum of the baseline
+    bn_eps: float = 1e-3  # BatchNorm1d eps of the baseline
+
+    # --- training (paper 3.3) ---
+    epochs: int = 50  # paper: 50 (the baseline's YAML says 100)
+    batch_size: int = 256
+    lr: float = 1e-3  # Adam
+    validation_split: float = 0.1  # baseline: 10 % of the *vectors* held out, only monitored
+    alpha: float = 1.0  # weight of the difference channel in eqs. (4) and (7); the paper sweeps it
+
+    # --- scoring and threshold ---
+    max_condition: float = 1e6  # covariance regularised to this condition number (see scoring)
+    gamma_percentile: float = 0.9  # decision threshold: 90th percentile of a gamma fit (paper 2)
+
+    @property
+    def input_dim(self) -> int:
+        """Length of one input vector: ``n_mels * n_frames`` (640)."""
+        return self.n_mels * self.n_frames
+
+    def replace(self, **changes: Any) -> "Config":
+        """Return a copy with ``changes`` applied (unknown names raise ``TypeError``)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-``dict`` form (JSON-ready)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        """Build from a ``dict``; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown Config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**values)
+
+    def feature_params(self) -> dict[str, Any]:
+        """The fields that change the log-mel features (used as the feature-cache key)."""
+        return {k: getattr(self, k) for k in ("sr", "n_fft", "hop_length", "n_mels", "power", "fmin", "fmax")}

@@ -1,0 +1,249 @@
+"""Experiment specs: what a grid run trains, on which data, with which settings.
+
+The paper's Table 1 is a grid: machine types x {baseline, dual AE with mic pairs (0,4), (2,6) x
+α ∈ {0.1, 0.5, 2, 10}} x {MSE, Mahalanobis} x {AUC, pAUC}. An :class:`ExperimentSpec` describes such a
+grid plus its data source and training settings. Named profiles:
+
+* ``paper`` -- the paper's settings: 1,000 training and 200 test clips per machine type, 50 epochs,
+  batch 256, the whole grid, 5 seeds (the paper reports one run; we repeat to measure spread).
+* ``quick`` -- the same grid, small: few clips, few epochs, 2 seeds; runs on 2 CPU cores in minutes.
+  The book builds with it by default.
+* ``smoke`` -- a tiny grid for tests.
+
+The data source is the embedded simulator (:mod:`asdlib.simulate`) unless ``data_root`` names a
+real MIMII folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import MACHINES, N_MICS, Config
+from .modelspec import ModelSpec
+from .scoring import SCORE_KINDS
+
+
+class SpecError(ValueError):
+    """An invalid experiment spec; the message says which field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A grid of models to train and evaluate.
+
+    Parameters
+    ----------
+    profile : str
+        Name of the profile it came from (used in the run's folder name).
+    data_root : str or None
+        A MIMII folder; None uses the simulator (``simulator`` settings) and says so everywhere.
+    simulator : dict
+        Settings for :func:`asdlib.simulate.simulate_dataset` when ``data_root`` is None
+        (``snrs_db``, ``duration_s``, ``anomaly_strength``, ``anomaly_kinds``, ``seed``).
+    machines : list of str
+    mic_pairs : list of [int, int]
+        (reference, other) pairs for the dual AE.
+    alphas : list of float
+        α values (loss and score weight of the difference channel).
+    baseline_mic : int
+        The baseline's single channel (0, as the earlier MIMII baseline).
+    scores : list of str
+        ``"mse"`` and/or ``"mahalanobis"`` (both come from the same trained models).
+    seeds : list of int
+        Training seeds: each seed trains every model again (initial weights, hold-out, batch order).
+    split_seed : int
+        Seed of the train/test split (fixed across training seeds, so seeds share test clips).
+    n_train, n_test : int
+        Clips per machine type (paper: 1,000 normal for training; 200 for test).
+    anomalous_fraction : float
+        Share of abnormal clips in the test set (the paper does not say; 0.5).
+    snrs_db : list of float or None
+        Keep only these SNR levels of the data (None: all, as the paper mixes noise levels).
+    config : dict
+        Overrides of :class:`asdlib.config.Config` (e.g. ``{"epochs": 50}``).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    fused : bool
+        Train a cell's models as one stacked computation (:mod:`asdlib.fused`); False trains one
+        model at a time (same results to float tolerance).
+    n_jobs : int
+        Processes for simulation and feature extraction.
+    """
+
+    profile: str = "custom"
+    data_root: str | None = None
+    simulator: dict = field(default_factory=dict)
+    machines: list = field(default_factory=lambda: list(MACHINES))
+    mic_pairs: list = field(default_factory=lambda: [[0, 4], [2, 6]])
+    alphas: list = field(default_factory=lambda: [0.1, 0.5, 2.0, 10.0])
+    baseline_mic: int = 0
+    scores: list = field(default_factory=lambda: list(SCORE_KINDS))
+    seeds: list = field(default_factory=lambda: [0])
+    split_seed: int = 0
+    n_train: int = 1000
+    n_test: int = 200
+    anomalous_fraction: float = 0.5
+    snrs_db: list | None = None
+    config: dict = field(default_factory=dict)
+    device: str = "auto"
+    fused: bool = True
+    n_jobs: int = 2
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`SpecError` for anything the runner could not do."""
+        if not self.machines:
+            raise SpecError("machines is empty; choose some of " + ", ".join(MACHINES))
+        unknown = [m for m in self.machines if m not in MACHINES]
+        if unknown:
+            raise SpecError(f"unknown machine type(s) {unknown}; MIMII has {list(MACHINES)}")
+        for pair in self.mic_pairs:
+            if len(pair) != 2:
+                raise SpecError(f"mic pair {pair} must have two microphones, e.g. [0, 4]")
+            for mic in pair:
+                if not (isinstance(mic, int) and 0 <= mic < N_MICS):
+                    raise SpecError(f"microphone {mic!r} in pair {pair} is outside 0-{N_MICS - 1}")
+            if pair[0] == pair[1]:
+                raise SpecError(f"mic pair {pair} uses microphone {pair[0]} twice; a difference needs two microphones")
+        if not (isinstance(self.baseline_mic, int) and 0 <= self.baseline_mic < N_MICS):
+            raise SpecError(f"baseline_mic {self.baseline_mic!r} is outside 0-{N_MICS - 1}")
+        for a in self.alphas:
+            if not (isinstance(a, (int, float)) and a >= 0):
+                raise SpecError(f"alpha {a!r} must be a number >= 0")
+        bad = [s for s in self.scores if s not in SCORE_KINDS]
+        if bad or not self.scores:
+            raise SpecError(f"scores {self.scores} must be a non-empty subset of {list(SCORE_KINDS)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise SpecError(f"seeds {self.seeds} must be a non-empty list of distinct integers")
+        if self.n_train < 1 or self.n_test < 2:
+            raise SpecError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train} and {self.n_test}")
+        if not 0 < self.anomalous_fraction < 1:
+            raise SpecError(f"anomalous_fraction must be in (0, 1), got {self.anomalous_fraction}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise SpecError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        try:
+            self.model_config()
+        except (TypeError, ValueError) as err:
+            raise SpecError(f"config overrides {self.config}: {err}") from None
+
+    # -- derived objects ---------------------------------------------------------------------
+    def model_config(self) -> Config:
+        """:class:`Config` with this spec's overrides."""
+        return Config.from_dict({**Config().to_dict(), **self.config})
+
+    def model_specs(self) -> list[ModelSpec]:
+        """The models of one (machine, seed) cell group: the baseline, then each pair x α."""
+        specs = [ModelSpec.baseline(self.baseline_mic)]
+        specs += [ModelSpec.dual(r, o, a) for r, o in self.mic_pairs for a in self.alphas]
+        return specs
+
+    @property
+    def simulated(self) -> bool:
+        """True when the data comes from the simulator."""
+        return self.data_root is None
+
+    def simulator_settings(self) -> dict:
+        """Simulator settings with defaults filled in: enough clips for the split, nothing more."""
+        n_ab = round(self.n_test * self.anomalous_fraction)
+        defaults = {
+            "snrs_db": [0.0],
+            "duration_s": 10.0,
+            "seed": 0,
+            "anomaly_kinds": ["spectral", "spatial"],
+            "n_normal": self.n_train + self.n_test - n_ab,
+            "n_abnormal": n_ab,
+        }
+        return {**defaults, **self.simulator}
+
+    def n_cells(self) -> int:
+        """Number of (machine, seed, model) cells."""
+        return len(self.machines) * len(self.seeds) * len(self.model_specs())
+
+    # -- identity and I/O --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """Hash of everything that changes results (not ``device``, ``fused``, ``n_jobs``, ``profile``)."""
+        d = self.to_dict()
+        for key in ("device", "fused", "n_jobs", "profile"):
+            d.pop(key)
+        d["config"] = self.model_config().to_dict()
+        if self.simulated:
+            d["simulator"] = self.simulator_settings()
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def run_id(self) -> str:
+        """Folder name of the run: ``<profile>-<digest>``."""
+        return f"{self.profile}-{self.digest()}"
+
+    def replace(self, **changes: Any) -> "ExperimentSpec":
+        """A copy with ``changes`` (validated)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ExperimentSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SpecError(f"unknown spec field(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ExperimentSpec":
+        """Read a YAML or JSON file (a ``profile:`` key alone starts from that profile)."""
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"spec file {str(path)!r} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise SpecError(f"{path}: expected a mapping of spec fields, got {type(values).__name__}")
+        base = values.pop("profile", "custom")
+        return profile(base, **values) if base in PROFILES else cls.from_dict({"profile": base, **values})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+
+# Clip counts and epochs of the quick profile: chosen so that the whole grid (4 machines x 9 models x
+# 2 seeds) trains on 2 CPU cores in a few minutes; see the book's "Reproduce" page for timings.
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": dict(n_train=1000, n_test=200, seeds=[0, 1, 2, 3, 4], config={"epochs": 50, "batch_size": 256}),
+    "quick": dict(n_train=60, n_test=40, seeds=[0, 1], config={"epochs": 8}),
+    "smoke": dict(
+        machines=["fan", "valve"],
+        mic_pairs=[[0, 4]],
+        alphas=[0.5, 2.0],
+        n_train=6,
+        n_test=6,
+        seeds=[0],
+        config={"epochs": 2},
+        simulator={"duration_s": 2.0},
+    ),
+}
+
+
+def profile(name: str, **overrides: Any) -> ExperimentSpec:
+    """A named profile with ``overrides`` applied (e.g. ``profile("quick", machines=["fan"])``).
+
+    ``config`` overrides are merged into the profile's (so ``config={"epochs": 5}`` keeps its other
+    settings); so are ``simulator`` overrides.
+    """
+    if name not in PROFILES:
+        raise SpecError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    base = dict(PROFILES[name])
+    for key in ("config", "simulator"):
+        if key in overrides:
+            overrides[key] = {**base.get(key, {}), **overrides[key]}
+    unknown = sorted(set(overrides) - {f.name for f in fields(ExperimentSpec)})
+    if unknown:
+        raise SpecError(f"unknown spec field(s) {unknown}")
+    return ExperimentSpec(profile=name, **{**base, **overrides})

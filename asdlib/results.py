@@ -1,0 +1,243 @@
+"""The results store: one folder per run that reviewers can audit and recompute from.
+
+Layout::
+
+    <run>/spec.json              the ExperimentSpec (its digest is in the folder name)
+    <run>/provenance.json        versions, git commit, device, data source and manifest hash, wall time
+    <run>/journal.jsonl          one line per event (cell started / finished / redone), append-only
+    <run>/manifest.csv           the clips the run saw (relative paths, labels, ...)
+    <run>/splits/<machine>.csv   which clips trained and which tested
+    <run>/cells/<machine>/seed<k>/<model>/
+        model.pt                 weights + spec + config (torch.load(weights_only=True))
+        test_scores.csv          per test clip: label, both scores, per-input parts, decisions
+        train_scores.csv         per training clip: both scores (the gamma fit's data)
+        history.json             training and validation loss per epoch
+        cell.json                written last: metrics, thresholds, SHA-256 of the files above
+    <run>/metrics.csv            long form, the columns of the paper's table1_reported.csv + seed
+
+A cell counts as done only when ``cell.json`` exists and the checksums of its files match; anything
+else (an interrupted or damaged cell) is redone. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .experiments import ExperimentSpec
+from .metrics import harmonic_mean, mean_ci
+
+KEY = ["machine", "metric", "score", "model", "mic_pair", "alpha"]
+METRIC_NAMES = {"AUC": "AUC", "pAUC": "pAUC (McClish, p=0.1)", "pAUC_eq11": "pAUC (paper eq. 11)"}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class ResultsStore:
+    """A run's folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run folder (``results/<profile>-<digest>``).
+    """
+
+    CELL_FILES = ("model.pt", "test_scores.csv", "train_scores.csv", "history.json")
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- creation ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, spec: ExperimentSpec | None = None) -> "ResultsStore":
+        """Open a run folder; with ``spec``, create it or check that it holds the same spec."""
+        store = cls(path)
+        spec_file = store.path / "spec.json"
+        if spec is None:
+            if not spec_file.is_file():
+                raise FileNotFoundError(f"{str(store.path)!r} is not a results folder (no spec.json); run `asdlib run` first")
+            return store
+        if spec_file.is_file():
+            old = ExperimentSpec.from_dict(json.loads(spec_file.read_text()))
+            if old.digest() != spec.digest():
+                raise ValueError(f"{store.path} holds a different experiment (spec digest {old.digest()} != {spec.digest()})")
+        else:
+            atomic_write_text(spec_file, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
+        return store
+
+    @property
+    def spec(self) -> ExperimentSpec:
+        return ExperimentSpec.from_dict(json.loads((self.path / "spec.json").read_text()))
+
+    # -- journal and provenance ------------------------------------------------------------------
+    def log(self, event: str, **info: Any) -> None:
+        """Append one event to ``journal.jsonl`` (one short line, appended atomically by the OS)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"time": pd.Timestamp.now(tz="UTC").isoformat(), "event": event, **info}, default=str)
+        with open(self.path / "journal.jsonl", "a") as handle:
+            handle.write(line + "\n")
+
+    def journal(self) -> pd.DataFrame:
+        path = self.path / "journal.jsonl"
+        if not path.exists():
+            return pd.DataFrame(columns=["time", "event"])
+        return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_text(self.path / name, json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    # -- cells ---------------------------------------------------------------------------------
+    def cell_dir(self, machine: str, seed: int, model: str) -> Path:
+        return self.path / "cells" / machine / f"seed{seed}" / model
+
+    def cell_done(self, machine: str, seed: int, model: str) -> bool:
+        """True when the cell's ``cell.json`` exists and every file matches its checksum."""
+        cell = self.cell_dir(machine, seed, model)
+        try:
+            meta = json.loads((cell / "cell.json").read_text())
+            return all(sha256_file(cell / name) == digest for name, digest in meta["files"].items())
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def finish_cell(self, machine: str, seed: int, model: str, meta: dict) -> None:
+        """Write ``cell.json`` last, with the checksums of the cell's files: the cell is now done."""
+        cell = self.cell_dir(machine, seed, model)
+        files = {name: sha256_file(cell / name) for name in self.CELL_FILES if (cell / name).exists()}
+        atomic_write_text(cell / "cell.json", json.dumps({**meta, "files": files}, indent=2, default=float))
+
+    def cells(self) -> list[dict]:
+        """Metadata of every finished cell."""
+        out = []
+        for meta_file in sorted((self.path / "cells").glob("*/seed*/*/cell.json")):
+            out.append(json.loads(meta_file.read_text()))
+        return out
+
+    def test_scores(self, machine: str, seed: int, model: str) -> pd.DataFrame:
+        return pd.read_csv(self.cell_dir(machine, seed, model) / "test_scores.csv")
+
+    def train_scores(self, machine: str, seed: int, model: str) -> pd.DataFrame:
+        return pd.read_csv(self.cell_dir(machine, seed, model) / "train_scores.csv")
+
+    def history(self, machine: str, seed: int, model: str) -> dict:
+        return json.loads((self.cell_dir(machine, seed, model) / "history.json").read_text())
+
+    # -- tables --------------------------------------------------------------------------------
+    def metrics(self) -> pd.DataFrame:
+        """Every metric of every finished cell, long form (``KEY`` columns + ``seed``, ``value_percent``)."""
+        rows = [row for meta in self.cells() for row in meta["metrics"]]
+        frame = pd.DataFrame(rows, columns=[*KEY, "seed", "value_percent"])
+        frame["mic_pair"] = frame["mic_pair"].fillna("").astype(str)
+        return frame
+
+    def is_complete(self) -> bool:
+        spec = self.spec
+        return all(
+            self.cell_done(m, s, ms.name) for m in spec.machines for s in spec.seeds for ms in spec.model_specs()
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Summaries and comparison with the paper
+# ----------------------------------------------------------------------------------------------
+
+
+def reported_table() -> pd.DataFrame:
+    """The paper's Table 1 as reported (``asdlib/data/table1_reported.csv``), long form."""
+    with resources.files("asdlib").joinpath("data/table1_reported.csv").open() as handle:
+        frame = pd.read_csv(handle, dtype={"mic_pair": str})
+    frame["mic_pair"] = frame["mic_pair"].fillna("")
+    return frame
+
+
+def with_average(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Add ``machine == "average"`` rows: the harmonic mean over machine types, per seed (as the paper)."""
+    keys = [k for k in KEY if k != "machine"] + ["seed"]
+    rows = []
+    for group, frame in metrics[metrics["machine"] != "average"].groupby(keys, dropna=False):
+        if (frame["value_percent"] > 0).all():
+            rows.append({**dict(zip(keys, group)), "machine": "average", "value_percent": harmonic_mean(frame["value_percent"])})
+    return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True) if rows else metrics
+
+
+def summarize(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean over seeds with a Student-t interval (NaN with one seed) per cell of the table."""
+    rows = []
+    alpha_filled = metrics.assign(alpha=metrics["alpha"].fillna(-1.0))
+    for group, frame in alpha_filled.groupby(KEY, dropna=False):
+        mean, low, high = mean_ci(frame["value_percent"].to_numpy(), confidence)
+        rows.append({**dict(zip(KEY, group)), "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": len(frame)})
+    out = pd.DataFrame(rows)
+    out["alpha"] = out["alpha"].where(out["alpha"] >= 0)
+    return out
+
+
+def compare_with_reported(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Our mean (over seeds, with the harmonic-mean average row) beside the paper's value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``KEY`` columns, ``ours`` (mean %), ``ci_low``, ``ci_high``, ``n_seeds``, ``reported`` (%),
+        ``difference`` (ours - reported, percentage points). Only the paper's metrics (AUC, pAUC)
+        and cells we ran.
+    """
+    ours = summarize(with_average(metrics[metrics["metric"].isin(["AUC", "pAUC"])]))
+    ours = ours.rename(columns={"mean": "ours"})
+    reported = reported_table().rename(columns={"value_percent": "reported"})
+    for frame in (ours, reported):
+        frame["alpha_key"] = frame["alpha"].fillna(-1.0).round(4)
+    merged = ours.merge(reported.drop(columns="alpha"), on=[k for k in KEY if k != "alpha"] + ["alpha_key"], how="left")
+    merged = merged.drop(columns="alpha_key")
+    merged["difference"] = merged["ours"] - merged["reported"]
+    return merged
+
+
+def table1_layout(frame: pd.DataFrame, value: str = "ours", decimals: int = 2) -> pd.DataFrame:
+    """Pivot a long table into the paper's layout: rows (machine, metric), columns (score, mics, α)."""
+    order_machine = ["fan", "slider", "pump", "valve", "average"]
+    f = frame.copy()
+    f["mics"] = np.where(f["model"] == "baseline", "Baseline", "MICS " + f["mic_pair"].astype(str))
+    f["α"] = f["alpha"].map(lambda a: "" if pd.isna(a) else f"{a:g}")
+    f["score"] = f["score"].str.upper().replace({"MAHALANOBIS": "MAHALANOBIS", "MSE": "MSE"})
+    table = f.pivot_table(index=["machine", "metric"], columns=["score", "mics", "α"], values=value, aggfunc="first")
+    machines = [m for m in order_machine if m in table.index.get_level_values(0)]
+    table = table.reindex(machines, level=0)
+    # baseline last within each score, as in the paper
+    cols = sorted(table.columns, key=lambda c: (c[0] != "MSE", c[1] == "Baseline", c[1], float(c[2]) if c[2] else 0))
+    return table[cols].round(decimals)
+
+
+def best_cells(frame: pd.DataFrame, value: str = "ours") -> pd.DataFrame:
+    """Per (machine, metric, score), the row with the highest ``value`` (the paper's bold cell)."""
+    idx = frame.groupby(["machine", "metric", "score"])[value].idxmax()
+    return frame.loc[idx.dropna().astype(int)]

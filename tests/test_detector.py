@@ -1,0 +1,215 @@
+"""Models, training, scores, the gamma threshold and the detector API, on real computations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from asdlib.config import Config
+from asdlib.data import scan_mimii, split_machine
+from asdlib.detector import AutoencoderDetector
+from asdlib.models import BaselineAE, DualAE, MultiChannelAE, count_parameters
+from asdlib.modelspec import ModelSpec
+from asdlib.scoring import mahalanobis, regularized_inverse, residual_stats
+from asdlib.threshold import GammaThreshold
+from asdlib.train import TrainingDivergedError, init_model, load_checkpoint, save_checkpoint, train_model
+
+from .conftest import tone_clip, write_wav
+
+FAST = Config(epochs=4, batch_size=64)
+
+
+def test_parameter_counts():
+    assert count_parameters(BaselineAE()) == 267_928  # the DCASE baseline's
+    # two baselines whose decoders take 16 latent values instead of 8: 2 * (267,928 + 8 * 128)
+    assert count_parameters(DualAE()) == 2 * (267_928 + 8 * 128)
+    assert count_parameters(MultiChannelAE(2)) == count_parameters(DualAE())
+
+
+def test_layer_list_matches_the_baseline():
+    model = BaselineAE()
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linear] == [
+        (640, 128), (128, 128), (128, 128), (128, 128), (128, 8), (8, 128), (128, 128), (128, 128), (128, 128), (128, 640)
+    ]
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(bns) == 9 and all(b.momentum == 0.01 and b.eps == 1e-3 for b in bns)
+    assert isinstance(list(model.decoder)[-1], torch.nn.Linear)  # linear output
+
+
+def test_dual_decoders_see_both_embeddings():
+    torch.manual_seed(0)
+    model = DualAE().eval()
+    x, xd = torch.randn(4, 640), torch.randn(4, 640)
+    ref_a, dif_a = model(x, xd)
+    ref_b, dif_b = model(x, xd + 5)  # changing only the difference input changes the reference output
+    assert not torch.allclose(ref_a, ref_b)
+    assert model.decoder_ref[0].in_features == 16
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Normal and anomalous generated 8-channel clips (anomaly: an added 2.3 kHz tone)."""
+    root = tmp_path_factory.mktemp("planted")
+    rng = np.random.default_rng(0)
+    normal = [write_wav(root / f"n{i}.wav", tone_clip(rng, n=32000)) for i in range(24)]
+    test_normal = [write_wav(root / f"tn{i}.wav", tone_clip(rng, n=32000)) for i in range(6)]
+    test_abnormal = [write_wav(root / f"ta{i}.wav", tone_clip(rng, n=32000, anomalous=True)) for i in range(6)]
+    return normal, test_normal, test_abnormal
+
+
+@pytest.mark.parametrize("model, mics", [("baseline", (0,)), ("dual", (0, 4))])
+def test_planted_anomaly_scores_higher(planted, model, mics):
+    normal, test_normal, test_abnormal = planted
+    det = AutoencoderDetector(model, mics, alpha=0.5, config=Config(epochs=20, batch_size=64), cache=None, progress=False, device="cpu")
+    det.fit(normal)
+    for kind in ("mse", "mahalanobis"):
+        s_norm = det.score_all(test_normal)[kind]
+        s_anom = det.score_all(test_abnormal)[kind]
+        assert s_anom.min() > s_norm.max(), (kind, s_norm, s_anom)
+    assert det.predict(test_abnormal).mean() > det.predict(test_normal).mean()
+    assert len(det.history_.train_loss) == 20 and det.history_.train_loss[-1] < det.history_.train_loss[0]
+
+
+def test_alpha_zero_gives_the_reference_part(planted):
+    normal, test_normal, _ = planted
+    det = AutoencoderDetector("dual", (0, 4), alpha=0.0, config=FAST, cache=None, progress=False, device="cpu").fit(normal[:8])
+    parts = det.score_parts(test_normal)
+    scores = det.score_all(test_normal)
+    for kind in ("mse", "mahalanobis"):
+        np.testing.assert_array_equal(scores[kind], parts[kind][0])
+        assert not np.allclose(parts[kind][1], 0)
+
+
+def test_dual_score_is_ref_plus_alpha_dif(planted):
+    normal, test_normal, _ = planted
+    det = AutoencoderDetector("dual", (2, 6), alpha=2.0, config=FAST, cache=None, progress=False, device="cpu").fit(normal[:8])
+    parts, scores = det.score_parts(test_normal), det.score_all(test_normal)
+    np.testing.assert_allclose(scores["mse"], parts["mse"][0] + 2.0 * parts["mse"][1])
+
+
+def test_mahalanobis_equals_direct_numpy():
+    torch.manual_seed(0)
+    model = BaselineAE(Config(n_mels=4, n_frames=5)).eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 20)).astype(np.float32)
+    clip = np.repeat(np.arange(6), 5)
+    (st,) = residual_stats(model, [torch.from_numpy(x)], clip, 6, n_mels=4, with_covariance=True)
+    with torch.no_grad():
+        r = (torch.from_numpy(x) - model(torch.from_numpy(x))).numpy().astype(np.float64)
+    rows = r.reshape(-1, 4)
+    cov = np.cov(rows, rowvar=False)
+    np.testing.assert_allclose(st.cov, cov, rtol=1e-6, atol=1e-9)
+    inv, ridge = regularized_inverse(st.cov)
+    assert ridge == 0.0
+    for c in range(6):
+        rbar = r[clip == c].reshape(-1, 4).mean(axis=0)
+        direct = rbar @ np.linalg.inv(cov) @ rbar
+        np.testing.assert_allclose(mahalanobis(st.row_mean[c : c + 1], inv)[0], direct, rtol=1e-6)
+        np.testing.assert_allclose(st.sq_mean[c], (r[clip == c] ** 2).mean(), rtol=1e-6)
+
+
+def test_singular_covariance_is_regularised_to_the_bound():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((50, 3))
+    cov = np.cov(np.c_[a, a[:, 0]], rowvar=False)  # rank 3 of 4
+    inv, ridge = regularized_inverse(cov, max_condition=1e4)
+    assert ridge > 0
+    eig = np.linalg.eigvalsh(cov + ridge * np.eye(4))
+    assert eig[-1] / eig[0] == pytest.approx(1e4, rel=1e-6)
+    assert np.all(np.isfinite(inv))
+    with pytest.raises(ValueError, match="NaN"):
+        regularized_inverse(np.full((2, 2), np.nan))
+
+
+def test_training_is_deterministic_and_seeded():
+    x = torch.randn(600, 640)
+    spec = ModelSpec.dual(0, 4, 0.5)
+    runs = []
+    for seed in (1, 1, 2):
+        m = init_model(spec, FAST, seed)
+        train_model(m, [x, 0.5 * x], spec.weights, FAST, seed=seed, progress=False)
+        runs.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    x = torch.randn(300, 640)
+    x[5, 3] = float("nan")
+    m = init_model(ModelSpec.baseline(), FAST, 0)
+    with pytest.raises(TrainingDivergedError, match="loss became nan in epoch 1"):
+        train_model(m, [x], [1.0], FAST, seed=0, progress=False, name="baseline")
+
+
+def test_checkpoint_round_trip(tmp_path):
+    spec = ModelSpec.dual(2, 6, 10.0)
+    m = init_model(spec, FAST, 3)
+    train_model(m, [torch.randn(300, 640), torch.randn(300, 640)], spec.weights, FAST, seed=3, progress=False)
+    save_checkpoint(tmp_path / "m.pt", m, spec, FAST, note="x")
+    loaded, spec2, cfg2, ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert spec2 == spec and cfg2 == FAST and ckpt["note"] == "x"
+    x = torch.randn(7, 640)
+    m.eval()
+    for a, b in zip(m(x, x), loaded(x, x)):
+        assert torch.equal(a, b)
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="bad.pt: not a readable asdlib checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_detector_save_load(planted, tmp_path):
+    normal, test_normal, test_abnormal = planted
+    det = AutoencoderDetector("dual", (0, 4), alpha=0.5, score="mahalanobis", config=FAST, cache=None, progress=False, device="cpu").fit(normal[:8])
+    det.save(tmp_path / "det.pt")
+    again = AutoencoderDetector.load(tmp_path / "det.pt", device="cpu", cache=None)
+    clips = test_normal + test_abnormal
+    np.testing.assert_allclose(det.score_samples(clips), again.score_samples(clips), rtol=1e-6)
+    assert again.offset_ == det.offset_
+    np.testing.assert_array_equal(det.predict(clips), again.predict(clips))
+
+
+def test_detector_refuses_bad_use(planted, tiny_mimii):
+    normal, *_ = planted
+    with pytest.raises(ValueError, match="not fitted"):
+        AutoencoderDetector().score_samples(normal[:1])
+    with pytest.raises(ValueError, match="model must be"):
+        AutoencoderDetector("lstm").fit(normal)
+    with pytest.raises(ValueError, match="pair of microphones"):
+        AutoencoderDetector("dual", (0,), cache=None).fit(normal)
+    manifest = scan_mimii(tiny_mimii, machines=["fan"])
+    with pytest.raises(ValueError, match="normal clips only.*12 clip"):
+        AutoencoderDetector(cache=None).fit(manifest)
+
+
+def test_gamma_threshold_is_the_90th_percentile():
+    rng = np.random.default_rng(0)
+    scores = stats.gamma.rvs(3.0, loc=1.0, scale=2.0, size=4000, random_state=rng)
+    th = GammaThreshold(0.9).fit(scores)
+    assert th.shape_ == pytest.approx(3.0, rel=0.15)
+    assert th.threshold_ == pytest.approx(stats.gamma.ppf(0.9, 3.0, loc=1.0, scale=2.0), rel=0.03)
+    assert abs(th.predict(scores).mean() - 0.1) < 0.02
+    with pytest.raises(ValueError, match="all normal scores are equal"):
+        GammaThreshold().fit([1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        GammaThreshold().fit([1.0, math.nan, 2.0])
+
+
+def test_end_to_end_on_real_mimii_clips(mimii_samples, tmp_path):
+    """Trains a few steps on one machine's normal clips and scores the rest (too few clips to mean much)."""
+    m = scan_mimii(mimii_samples, machines=["valve"])
+    split = split_machine(m, "valve", n_train=3, n_test=2)
+    for model in ("baseline", "dual"):
+        det = AutoencoderDetector(model, alpha=0.5, config=Config(epochs=2), cache=tmp_path / "c", progress=False, device="cpu")
+        det.fit(split.train)
+        scores = det.score_all(split.test)
+        for kind in ("mse", "mahalanobis"):
+            assert scores[kind].shape == (2,) and np.all(np.isfinite(scores[kind])) and np.all(scores[kind] > 0)
+        assert set(det.predict(split.test)) <= {0, 1}
+    too_few = split_machine(m, "valve", n_train=2, n_test=2).train
+    with pytest.raises(ValueError, match="gamma fit needs at least 3 normal scores, got 2"):
+        AutoencoderDetector("baseline", config=Config(epochs=1), cache=tmp_path / "c", progress=False, device="cpu").fit(too_few)
