@@ -73,6 +73,9 @@ class ExperimentSpec:
         model at a time (same results to float tolerance).
     n_jobs : int
         Processes for simulation and feature extraction.
+    models : list of dict or None
+        Replaces the paper's grid of models with these (``ModelSpec.to_dict()`` form, e.g.
+        ``{"ref": 0, "others": [4, 2], "alphas": [1, 1]}``); None: the baseline and pairs x alphas.
     """
 
     profile: str = "custom"
@@ -93,6 +96,7 @@ class ExperimentSpec:
     device: str = "auto"
     fused: bool = True
     n_jobs: int = 2
+    models: list | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -133,6 +137,12 @@ class ExperimentSpec:
             self.model_config()
         except (TypeError, ValueError) as err:
             raise SpecError(f"config overrides {self.config}: {err}") from None
+        try:
+            names = [ms.name for ms in self.model_specs()]
+        except (KeyError, TypeError, ValueError) as err:
+            raise SpecError(f"models {self.models}: {err}") from None
+        if len(set(names)) != len(names):
+            raise SpecError(f"the grid has duplicate models: {names}")
 
     # -- derived objects ---------------------------------------------------------------------
     def model_config(self) -> Config:
@@ -141,6 +151,8 @@ class ExperimentSpec:
 
     def model_specs(self) -> list[ModelSpec]:
         """The models of one (machine, seed) cell group: the baseline, then each pair x α."""
+        if self.models is not None:
+            return [ModelSpec.from_dict(m) for m in self.models]
         specs = [ModelSpec.baseline(self.baseline_mic)]
         specs += [ModelSpec.dual(r, o, a) for r, o in self.mic_pairs for a in self.alphas]
         return specs
@@ -176,6 +188,8 @@ class ExperimentSpec:
         d = self.to_dict()
         for key in ("device", "fused", "n_jobs", "profile"):
             d.pop(key)
+        if d["models"] is None:
+            d.pop("models")  # keeps digests of paper-grid specs stable
         d["config"] = self.model_config().to_dict()
         if self.simulated:
             d["simulator"] = self.simulator_settings()
@@ -247,3 +261,43 @@ def profile(name: str, **overrides: Any) -> ExperimentSpec:
     if unknown:
         raise SpecError(f"unknown spec field(s) {unknown}")
     return ExperimentSpec(profile=name, **{**base, **overrides})
+
+
+def spec_from_parameters(
+    profile_name: str = "quick",
+    *,
+    data_root: str | None = None,
+    machines: list | None = None,
+    mic_pairs: list | None = None,
+    alphas: list | None = None,
+    seeds: list | None = None,
+    epochs: int | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    device: str = "auto",
+    **more: Any,
+) -> ExperimentSpec:
+    """A spec from a notebook's papermill parameters: a profile, with every non-None value overriding it."""
+    overrides: dict[str, Any] = {k: v for k, v in more.items() if v is not None}
+    for key, value in dict(data_root=data_root, machines=machines, mic_pairs=mic_pairs, alphas=alphas, seeds=seeds,
+                           n_train=n_train, n_test=n_test, device=device).items():
+        if value is not None:
+            overrides[key] = value
+    if data_root is not None:
+        overrides["data_root"] = str(Path(data_root).expanduser().resolve())
+    if epochs is not None:
+        overrides["config"] = {**overrides.get("config", {}), "epochs": int(epochs)}
+    return profile(profile_name, **overrides)
+
+
+def default_results_dir() -> Path:
+    """``$ASDLIB_RESULTS``, else ``results/`` at the repository root (found upward from the cwd), else ``./results``."""
+    import os
+
+    if os.environ.get("ASDLIB_RESULTS"):
+        return Path(os.environ["ASDLIB_RESULTS"])
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "asdlib").is_dir():
+            return folder / "results"
+    return here / "results"

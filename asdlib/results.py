@@ -159,6 +159,17 @@ class ResultsStore:
         frame["mic_pair"] = frame["mic_pair"].fillna("").astype(str)
         return frame
 
+    def describe(self) -> str:
+        """One Markdown line for a page: where the numbers come from (data, run, sizes, device)."""
+        spec, prov = self.spec, self.read_json("provenance.json")
+        source = "**simulated** (asdlib.simulate, not MIMII)" if spec.simulated else f"**real MIMII recordings** ({prov['data_root']})"
+        commit = (prov.get("git_commit") or "unknown")[:10] + (" (modified)" if prov.get("git_dirty") else "")
+        return (
+            f"Data: {source}. Run `{self.path.name}`: {len(spec.machines)} machine type(s) x {len(spec.model_specs())} models "
+            f"x {len(spec.seeds)} seed(s); {spec.n_train} training / {spec.n_test} test clips per machine type; "
+            f"{spec.model_config().epochs} epochs; device {prov['device']}; asdlib {prov['versions']['asdlib']}, commit {commit}."
+        )
+
     def is_complete(self) -> bool:
         spec = self.spec
         return all(

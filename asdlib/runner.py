@@ -28,7 +28,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cache import FeatureCache, FeatureSet, extract_features
 from .config import Config

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import Config
 from .modelspec import ModelSpec

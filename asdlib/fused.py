@@ -1,0 +1,530 @@
+"""Fused grid training: many autoencoders trained together as one stacked computation.
+
+The paper's grid trains, per machine type, one baseline and eight dual autoencoders (mic pairs 0-4
+and 2-6, four α each). The models are small (268 k / 536 k parameters), so training them one at a
+time leaves a CPU or GPU underused: small matrix products, and per-operation overhead repeated
+for every model. :func:`train_fused` trains them *together* and gives what training each one
+alone with :func:`asdlib.train.train_model` gives, to floating-point rounding.
+
+How the models are stacked
+--------------------------
+Every autoencoder of :mod:`asdlib.models` is a set of *networks*: one encoder and one decoder per
+input (``BaselineAE``: 1 + 1, ``DualAE``: 2 + 2). All encoders have the same layers, and so have
+all decoders except for the first layer's input width (``n_inputs * Z``). The ``N`` networks of
+all the models are stacked along a leading dimension:
+
+* a Linear layer is a weight ``(N, out, in)`` and a bias ``(N, 1, out)``, applied to activations
+  ``(N, B, in)`` with one batched product (``torch.baddbmm``);
+* BatchNorm normalises each network's batch on its own: batch mean and biased variance over
+  ``B``; running mean and *unbiased* variance updated with ``Config.bn_momentum`` as
+  ``nn.BatchNorm1d`` does;
+* each model's encoder latents are concatenated (reference first) and given to each of its
+  decoders, as in ``DualAE``. A model with fewer inputs than the widest one in the stack gets
+  zero latent slots and zero first-layer decoder weights for them. Those weights get an exactly
+  zero gradient, so Adam leaves them at exactly zero: the padding changes nothing, and a
+  baseline shares one stack with the dual AEs;
+* the stack minimises the sum of the models' losses ``Σ_m w_m MSE(x_m, x̂_m)``; the gradient of
+  the sum with respect to model ``k``'s weights is the gradient of model ``k``'s own loss. Adam
+  is elementwise (first and second moments per weight; the step count is shared because every
+  model takes the same number of steps), so one ``torch.optim.Adam`` over the stacked tensors is
+  exactly one Adam per model.
+
+Each model keeps its own seeded plan (:func:`asdlib.train.batch_plan`): its hold-out, and its
+batches in its own order, gathered at every step from the shared feature tensors into the
+``(N, B, D)`` input of the stack. Validation runs the stack in eval mode on each model's hold-out.
+
+The training step (:meth:`StackedAutoencoders.train_step`) is written out by hand, forward and
+backward, into buffers allocated once: no autograd graph and no memory allocated per step. On a
+CPU this matters: freshly allocated memory costs a page fault per 4 KiB on first touch, more time
+than the arithmetic of the element-wise operations. The formulas are the textbook ones, written
+next to the code; ``tests/test_fused.py`` checks them against autograd (``train_model``) in
+float64.
+
+Shapes: ``K`` models, ``N`` networks (``Σ_k n_inputs_k``), ``B`` batch, ``D = 640`` input,
+``H = 128`` hidden, ``Z = 8`` latent per encoder, ``L = n_max * Z`` decoder input.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import Config
+from .modelspec import ModelSpec
+from .train import History, TrainingDivergedError, _check_finite, batch_plan, init_model
+
+__all__ = ["train_fused", "StackedAutoencoders", "TrainingDivergedError"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Stacking the networks of several models
+# ----------------------------------------------------------------------------------------------
+
+
+def _networks(model: nn.Module) -> tuple[list[nn.Sequential], list[nn.Sequential]]:
+    """A model's encoders and decoders, input by input (reference first)."""
+    if hasattr(model, "encoders"):  # MultiChannelAE
+        return list(model.encoders), list(model.decoders)
+    if hasattr(model, "encoder_ref"):  # DualAE
+        return [model.encoder_ref, model.encoder_dif], [model.decoder_ref, model.decoder_dif]
+    return [model.encoder], [model.decoder]  # BaselineAE
+
+
+def _layers(seq: nn.Sequential) -> list[tuple[nn.Linear, nn.BatchNorm1d | None]]:
+    """``[(linear, batchnorm or None), ...]`` of an Encoder/Decoder (a ReLU follows each BatchNorm)."""
+    mods = list(seq)
+    out = []
+    for i, m in enumerate(mods):
+        if isinstance(m, nn.Linear):
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            out.append((m, nxt if isinstance(nxt, nn.BatchNorm1d) else None))
+    return out
+
+
+@dataclass
+class _Layer:
+    """One stacked Linear (+ BatchNorm + ReLU) layer: the module's tensors under one name."""
+
+    weight: torch.Tensor  # (N, out, in)
+    bias: torch.Tensor  # (N, 1, out)
+    gamma: torch.Tensor | None = None  # (N, 1, out), BatchNorm weight
+    beta: torch.Tensor | None = None  # (N, 1, out), BatchNorm bias
+    running_mean: torch.Tensor | None = None  # (N, 1, out)
+    running_var: torch.Tensor | None = None  # (N, 1, out)
+
+    @property
+    def width(self) -> int:
+        return self.weight.shape[1]
+
+
+class _Workspace:
+    """Every activation and activation gradient of one training step of batch width ``b``.
+
+    ``pre[j]`` holds BatchNorm layer ``j``'s normalised input x̂, ``act[j]`` its ReLU output (then,
+    in the backward pass, the gradient at its Linear output); ``grad[w]`` is the gradient arriving
+    at the output of a layer of width ``w``; ``residual`` is the reconstruction minus the input,
+    then its gradient.
+    """
+
+    def __init__(self, layers: list[_Layer], n: int, b: int, like: torch.Tensor):
+        bn = [layer for layer in layers if layer.gamma is not None]
+        self.pre = [like.new_empty(n, b, layer.width) for layer in bn]
+        self.act = [like.new_empty(n, b, layer.width) for layer in bn]
+        self.grad = {w: like.new_empty(n, b, w) for w in {layer.width for layer in bn}}
+        self.residual = like.new_empty(n, b, layers[-1].width)
+
+
+class StackedAutoencoders(nn.Module):
+    """``K`` autoencoders (any mix of ``n_inputs``) as ``N`` stacked encoder/decoder networks.
+
+    Parameters
+    ----------
+    models : list of torch.nn.Module
+        Models from :func:`asdlib.models.build_model` with the same ``config``; their current
+        weights and BatchNorm statistics become the stack's.
+    weights : list of list of float
+        Loss weights of each model's inputs (``ModelSpec.weights``).
+    config : Config
+
+    Attributes
+    ----------
+    model_of : torch.Tensor [shape=(N,)]
+        Model index of each network (networks of one model are consecutive, reference first).
+    loss_weight : torch.Tensor [shape=(N,)]
+        The weight ``w_m`` of each network's reconstruction error.
+    """
+
+    def __init__(self, models: list[nn.Module], weights: list[list[float]], config: Config):
+        super().__init__()
+        self.config = config
+        self.n_models = len(models)
+        n_inputs = [len(_networks(m)[0]) for m in models]
+        self.n_networks = sum(n_inputs)
+        n_max = max(n_inputs)
+        first = [sum(n_inputs[:k]) for k in range(self.n_models)]
+        model_of = [k for k, m in enumerate(n_inputs) for _ in range(m)]
+        # latent slot j of network g's decoder comes from encoder network src[g][j] (N: zeros)
+        src = [[first[k] + j if j < n_inputs[k] else self.n_networks for j in range(n_max)] for k in model_of]
+        self.register_buffer("model_of", torch.tensor(model_of), persistent=False)
+        self.register_buffer("latent_src", torch.tensor(src).flatten(), persistent=False)  # (N * n_max,)
+        self.register_buffer("loss_weight", torch.tensor([float(w) for ws in weights for w in ws]), persistent=False)
+        self.n_enc = self._stack("enc", [_layers(e) for m in models for e in _networks(m)[0]])
+        self.n_dec = self._stack("dec", [_layers(d) for m in models for d in _networks(m)[1]], pad_first_to=n_max * config.latent_dim)
+        self._workspaces: dict[int, _Workspace] = {}
+
+    def _stack(self, prefix: str, nets: list[list[tuple[nn.Linear, nn.BatchNorm1d | None]]], pad_first_to: int = 0) -> int:
+        for i in range(len(nets[0])):
+            lins = [net[i][0] for net in nets]
+            w_in = max(pad_first_to, lins[0].in_features) if i == 0 else lins[0].in_features
+            weight = lins[0].weight.new_zeros(len(lins), lins[0].out_features, w_in)
+            for g, lin in enumerate(lins):
+                weight[g, :, : lin.in_features] = lin.weight.detach()
+            self.register_parameter(f"{prefix}{i}_weight", nn.Parameter(weight))
+            self.register_parameter(f"{prefix}{i}_bias", nn.Parameter(torch.stack([lin.bias.detach() for lin in lins]).unsqueeze(1)))
+            bns = [net[i][1] for net in nets]
+            if bns[0] is not None:
+                for name, attr in (("gamma", "weight"), ("beta", "bias")):
+                    value = torch.stack([getattr(bn, attr).detach() for bn in bns]).unsqueeze(1)
+                    self.register_parameter(f"{prefix}{i}_{name}", nn.Parameter(value))
+                for name in ("running_mean", "running_var"):
+                    self.register_buffer(f"{prefix}{i}_{name}", torch.stack([getattr(bn, name) for bn in bns]).unsqueeze(1).clone())
+        return len(nets[0])
+
+    def _layer(self, prefix: str, i: int) -> _Layer:
+        get = lambda name: getattr(self, f"{prefix}{i}_{name}", None)  # noqa: E731
+        return _Layer(get("weight"), get("bias"), get("gamma"), get("beta"), get("running_mean"), get("running_var"))
+
+    def layers(self) -> list[_Layer]:
+        """The encoders' layers, then the decoders' (looked up each time: ``.to()`` replaces buffers)."""
+        return [self._layer("enc", i) for i in range(self.n_enc)] + [self._layer("dec", i) for i in range(self.n_dec)]
+
+    # -- the latent concatenation ---------------------------------------------------------------
+
+    def _concat_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs (N, b, Z) -> decoder inputs (N, b, L): each model's latents, concatenated."""
+        n, b, zd = z.shape
+        padded = torch.cat([z, z.new_zeros(1, b, zd)])  # (N + 1, b, Z): the last one is the padding
+        slots = padded.index_select(0, self.latent_src).view(n, -1, b, zd)  # (N, n_max, b, Z)
+        return slots.transpose(1, 2).reshape(n, b, -1)
+
+    def _split_latent_grad(self, grad: torch.Tensor, out: torch.Tensor) -> None:
+        """Backward of :meth:`_concat_latents`: (N, b, L) -> sum into each encoder's (N, b, Z) ``out``."""
+        n, b, zd = out.shape
+        slots = grad.view(n, b, -1, zd).transpose(1, 2).reshape(-1, b, zd)  # (N * n_max, b, Z)
+        total = grad.new_zeros(n + 1, b, zd).index_add_(0, self.latent_src, slots)
+        out.copy_(total[:n])
+
+    # -- inference --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct each network's input, (N, b, D) -> (N, b, D), as in eval mode.
+
+        BatchNorm always uses the running statistics here (training is :meth:`train_step`).
+        """
+        eps = self.config.bn_eps
+        h = x
+        for i, layer in enumerate(self.layers()):
+            if i == self.n_enc:
+                h = self._concat_latents(h)
+            h = torch.baddbmm(layer.bias, h, layer.weight.transpose(1, 2))
+            if layer.gamma is not None:
+                scale = layer.gamma * (layer.running_var + eps).rsqrt()
+                h = torch.addcmul(layer.beta - layer.running_mean * scale, h, scale).relu_()
+        return h
+
+    @torch.no_grad()
+    def eval_sse(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-network ``Σ (x̂ - x)²`` in eval mode, (N, b, D) -> (N,): :meth:`forward` in reused buffers."""
+        eps = self.config.bn_eps
+        ws = self._workspace(x)
+        h = x
+        layers = self.layers()
+        for j, layer in enumerate(layers[:-1]):
+            if j == self.n_enc:
+                h = self._concat_latents(h)
+            a = torch.baddbmm(layer.bias, h, layer.weight.transpose(1, 2), out=ws.pre[j])
+            scale = layer.gamma * (layer.running_var + eps).rsqrt()
+            h = torch.addcmul(layer.beta - layer.running_mean * scale, a, scale, out=ws.act[j]).relu_()
+        out = layers[-1]
+        residual = torch.sub(out.bias, x, out=ws.residual).baddbmm_(h, out.weight.transpose(1, 2))
+        return torch.linalg.vector_norm(residual, dim=(1, 2)).square_()
+
+    def _workspace(self, x: torch.Tensor) -> _Workspace:
+        """The buffers for batches as wide as ``x`` (N, b, D), allocated on first use."""
+        b = x.shape[1]
+        if b not in self._workspaces:
+            self._workspaces[b] = _Workspace(self.layers(), x.shape[0], b, x)
+        return self._workspaces[b]
+
+    def combine(self, sse: torch.Tensor, n_elements: int) -> torch.Tensor:
+        """Per-network sums of squared errors (N,), over ``n_elements`` values each -> model losses (K,)."""
+        mse = sse * (self.loss_weight.to(sse.dtype) / n_elements)
+        return mse.new_zeros(self.n_models).index_add_(0, self.model_of, mse)
+
+    # -- training ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def train_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward and backward pass of one batch in training mode.
+
+        Writes the gradient of ``Σ_k loss_k`` into every parameter's ``.grad`` (allocated on the
+        first call, then overwritten: no ``zero_grad`` needed) and updates the BatchNorm running
+        statistics; the caller then steps the optimizer.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(N, b, D)]
+            Each network's input batch (not modified).
+
+        Returns
+        -------
+        torch.Tensor [shape=(K,)]
+            Each model's loss ``Σ_m w_m MSE(x_m, x̂_m)`` on the batch.
+        """
+        n, b, d = x.shape
+        layers = self.layers()
+        for p in self.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        ws = self._workspace(x)
+        inputs, invstds = [], []  # input and 1 / std of each BatchNorm layer
+        h = x
+        for j, layer in enumerate(layers[:-1]):
+            if j == self.n_enc:
+                h = self._concat_latents(h)  # (N, b, L)
+            inputs.append(h)
+            invstds.append(self._bn_relu_forward(layer, h, ws.pre[j], ws.act[j]))
+            h = ws.act[j]
+        out = layers[-1]
+        # output layer and loss: r = h Wᵀ + bias - x, per-network Σ r²
+        residual = torch.sub(out.bias, x, out=ws.residual).baddbmm_(h, out.weight.transpose(1, 2))  # (N, b, D)
+        sse = torch.linalg.vector_norm(residual, dim=(1, 2)).square_()  # (N,)
+        # backward: d(Σ_k loss_k)/dr = 2 w r / (b D)
+        grad = residual.mul_((2 * self.loss_weight.to(x.dtype) / (b * d)).view(-1, 1, 1))
+        self._linear_backward(out, grad, h, ws.grad[h.shape[2]])
+        for j in reversed(range(len(layers) - 1)):
+            layer, grad_out = layers[j], ws.grad[layers[j].width]
+            grad = self._bn_relu_backward(layer, grad_out, ws.pre[j], ws.act[j], invstds[j])  # at the Linear output
+            if j == 0:
+                self._linear_backward(layer, grad, inputs[j], None)  # no gradient for the data
+            elif j == self.n_enc:
+                grad_in = self._linear_backward(layer, grad, inputs[j], grad.new_empty(inputs[j].shape))
+                self._split_latent_grad(grad_in, ws.grad[layers[j - 1].width])
+            else:
+                self._linear_backward(layer, grad, inputs[j], ws.grad[inputs[j].shape[2]])
+        return self.combine(sse, b * d)
+
+    def _bn_relu_forward(self, layer: _Layer, h_in: torch.Tensor, pre: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """``act = ReLU(γ x̂ + β)``, ``x̂ = (a - mean) / sqrt(var + eps)``, ``a = h_in Wᵀ + bias``.
+
+        Batch statistics per network and channel (over dim 1). Returns ``1 / sqrt(var + eps)``
+        (N, 1, C) for the backward pass; updates the running statistics.
+        """
+        cfg = self.config
+        n_b = h_in.shape[1]
+        a = torch.bmm(h_in, layer.weight.transpose(1, 2), out=pre)  # (N, b, C), a - bias
+        mean = a.mean(dim=1, keepdim=True)  # (N, 1, C); torch.var_mean over dim 1 is ~20x slower on CPU
+        centred = a.sub_(mean)  # the bias cancels here: it only shifts the batch mean
+        var = torch.mul(centred, centred, out=act).sum(dim=1, keepdim=True).div_(n_b)  # biased, for normalising
+        invstd = (var + cfg.bn_eps).rsqrt_()
+        xhat = centred.mul_(invstd)
+        torch.addcmul(layer.beta, xhat, layer.gamma, out=act).relu_()
+        m = cfg.bn_momentum  # running statistics as nn.BatchNorm1d: unbiased variance
+        layer.running_mean.mul_(1 - m).add_(mean.add_(layer.bias), alpha=m)
+        layer.running_var.mul_(1 - m).add_(var, alpha=m * n_b / (n_b - 1))
+        return invstd
+
+    @staticmethod
+    def _bn_relu_backward(layer: _Layer, grad_act: torch.Tensor, xhat: torch.Tensor, act: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
+        """Gradient at the Linear output ``a`` from the gradient at the ReLU output; fills γ, β grads.
+
+        ``g = grad_act · [act > 0]``; ``dβ = Σ_b g``; ``dγ = Σ_b g x̂``;
+        ``da = γ / std · (g - dβ / b - x̂ dγ / b)``. Written into ``act`` (its forward value is no
+        longer needed), which is returned.
+        """
+        n_b = xhat.shape[1]
+        g = torch.ops.aten.threshold_backward.grad_input(grad_act, act, 0, grad_input=act)
+        torch.sum(g, dim=1, keepdim=True, out=layer.beta.grad)
+        torch.sum(torch.mul(g, xhat, out=grad_act), dim=1, keepdim=True, out=layer.gamma.grad)
+        g.sub_(layer.beta.grad, alpha=1 / n_b).addcmul_(xhat, layer.gamma.grad, value=-1 / n_b)
+        return g.mul_(layer.gamma * invstd)
+
+    @staticmethod
+    def _linear_backward(layer: _Layer, grad: torch.Tensor, h_in: torch.Tensor, grad_in: torch.Tensor | None) -> torch.Tensor | None:
+        """``a = h_in Wᵀ + bias``: ``dW = gradᵀ h_in``, ``dbias = Σ_b grad``, ``dh_in = grad W`` (into ``grad_in``)."""
+        torch.bmm(grad.transpose(1, 2), h_in, out=layer.weight.grad)  # (N, out, in)
+        torch.sum(grad, dim=1, keepdim=True, out=layer.bias.grad)
+        return None if grad_in is None else torch.bmm(grad, layer.weight, out=grad_in)
+
+    @torch.no_grad()
+    def copy_to(self, models: list[nn.Module], n_steps: int) -> None:
+        """Write the stack's weights and BatchNorm statistics back into ``models`` (same order)."""
+        g = 0
+        for model in models:
+            encoders, decoders = _networks(model)
+            for enc, dec in zip(encoders, decoders):
+                for prefix, net in (("enc", enc), ("dec", dec)):
+                    for i, (lin, bn) in enumerate(_layers(net)):
+                        layer = self._layer(prefix, i)
+                        lin.weight.copy_(layer.weight[g, :, : lin.in_features])
+                        lin.bias.copy_(layer.bias[g, 0])
+                        if bn is not None:
+                            bn.weight.copy_(layer.gamma[g, 0])
+                            bn.bias.copy_(layer.beta[g, 0])
+                            bn.running_mean.copy_(layer.running_mean[g, 0])
+                            bn.running_var.copy_(layer.running_var[g, 0])
+                            bn.num_batches_tracked.fill_(n_steps)
+                g += 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_inputs(specs, seeds, features, config) -> tuple[int, torch.device]:
+    if not specs:
+        raise ValueError("train_fused needs at least one ModelSpec")
+    if len(seeds) != len(specs):
+        raise ValueError(f"one seed per model: got {len(specs)} specs and {len(seeds)} seeds")
+    needed = sorted({s.name for spec in specs for s in spec.inputs})
+    missing = [name for name in needed if name not in features]
+    if missing:
+        raise ValueError(f"features has no tensor for input(s) {missing} (it has {sorted(features)}); extract them first")
+    shapes = {name: tuple(features[name].shape) for name in needed}
+    n = shapes[needed[0]][0]
+    for name, shape in shapes.items():
+        if len(shape) != 2 or shape[0] != n or shape[1] != config.input_dim:
+            raise ValueError(f"features[{name!r}] has shape {shape}; every input needs ({n}, {config.input_dim}) (n_vectors, n_mels * n_frames)")
+    dtypes = {features[name].dtype for name in needed}
+    if len(dtypes) > 1 or not dtypes <= {torch.float32, torch.float64}:
+        raise ValueError(f"the feature tensors are {sorted(map(str, dtypes))}; convert them all to float32 with .float()")
+    devices = {features[name].device for name in needed}
+    if len(devices) > 1:
+        raise ValueError(f"the feature tensors are on several devices {sorted(map(str, devices))}; move them to one")
+    return n, devices.pop()
+
+
+class _Gatherer:
+    """Fills the (N, b, D) input of the stack from the shared feature tensors, into reused buffers.
+
+    Networks that read the same input tensor in the same order (models with the same seed) get
+    one gather from the large feature tensor and copies of it.
+    """
+
+    def __init__(self, specs: list[ModelSpec], seeds: list[int], features: dict[str, torch.Tensor]):
+        self.sources = []  # (feature tensor, model index, earlier network with the same rows or None)
+        first: dict[tuple[str, int], int] = {}
+        for k, (spec, seed) in enumerate(zip(specs, seeds)):
+            for s in spec.inputs:
+                self.sources.append((features[s.name], k, first.get((s.name, seed))))
+                first.setdefault((s.name, seed), len(self.sources) - 1)
+        self.buffers: dict[int, torch.Tensor] = {}
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """``idx`` (K, b): each model's vector indices -> (N, b, D)."""
+        b = idx.shape[1]
+        if b not in self.buffers:
+            feat = self.sources[0][0]
+            self.buffers[b] = feat.new_empty(len(self.sources), b, feat.shape[1])
+        out = self.buffers[b]
+        for g, (feat, k, same) in enumerate(self.sources):
+            if same is None:
+                torch.index_select(feat, 0, idx[k], out=out[g])
+            else:
+                out[g].copy_(out[same])
+        return out
+
+
+@torch.no_grad()
+def _validate(stack: StackedAutoencoders, gather: _Gatherer, val_idx: torch.Tensor, n_dim: int, chunk: int) -> torch.Tensor:
+    """Each model's mean weighted reconstruction loss on its hold-out ``val_idx`` (K, n_val), eval mode -> (K,)."""
+    n_val = val_idx.shape[1]
+    sse = torch.zeros(stack.n_networks, dtype=torch.float64, device=val_idx.device)
+    for start in range(0, n_val, chunk):  # training-sized chunks reuse the training buffers
+        sse += stack.eval_sse(gather(val_idx[:, start : start + chunk]))
+    return stack.combine(sse, n_val * n_dim)
+
+
+def train_fused(
+    specs: list[ModelSpec],
+    seeds: list[int],
+    features: dict[str, torch.Tensor],
+    config: Config,
+    *,
+    progress: bool = True,
+    desc: str = "grid",
+) -> list[tuple[nn.Module, History]]:
+    """Train the models of ``specs`` together as one stacked computation.
+
+    Gives what :func:`asdlib.train.train_model` gives for each model alone (to floating-point
+    rounding): the same initial weights (:func:`asdlib.train.init_model` with its seed), hold-out
+    and batches (:func:`asdlib.train.batch_plan`), losses and Adam updates.
+
+    Parameters
+    ----------
+    specs : list of ModelSpec
+        The models; any mix of baselines, dual AEs and multi-channel AEs.
+    seeds : list of int
+        One seed per model (initial weights, hold-out and batch order).
+    features : dict of str to torch.Tensor [shape=(n_vectors, D)]
+        ``InputSpec.name -> vectors``: every input the specs need, all on the training device, of
+        one dtype (float32; float64 also works and is what the tests compare in) and with the
+        same ``n_vectors``.
+    config : Config
+        Model and training settings (``epochs``, ``batch_size``, ``lr``, ``validation_split``...).
+    progress : bool
+        A tqdm bar over epochs showing the models' mean training and validation loss.
+    desc : str
+        The bar's label, and the prefix of model names in error messages.
+
+    Returns
+    -------
+    list of (torch.nn.Module, History)
+        For each spec in order: a regular model (``build_model``'s class) holding the trained
+        weights and BatchNorm statistics, in eval mode on the features' device, and its
+        :class:`~asdlib.train.History` (per-epoch mean training loss, validation loss on its own
+        hold-out; ``seconds`` is the fused run's wall time divided by the number of models).
+
+    Raises
+    ------
+    TrainingDivergedError
+        A model's training loss became NaN or Inf (the message names the model).
+    ValueError
+        Missing or misshapen feature tensors, of mixed dtypes or devices, or
+        ``len(seeds) != len(specs)``.
+
+    Notes
+    -----
+    On CUDA nothing is copied between host and device inside an epoch: each epoch's batch
+    indices go to the device at once, and the losses come back once per epoch (the NaN check).
+
+    Examples
+    --------
+    >>> specs = [ModelSpec.baseline(0)] + [ModelSpec.dual(0, 4, a) for a in (0.1, 0.5, 2, 10)]
+    >>> trained = train_fused(specs, [0] * len(specs), features, Config())  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    n_vectors, device = _check_inputs(specs, seeds, features, config)
+    dtype = features[specs[0].inputs[0].name].dtype
+    models = [init_model(spec, config, seed).to(dtype) for spec, seed in zip(specs, seeds)]
+    plans = [batch_plan(n_vectors, config, seed) for seed in seeds]
+    stack = StackedAutoencoders(models, [spec.weights for spec in specs], config).to(device, dtype)
+    fused_adam = device.type in ("cpu", "cuda")  # one kernel for all tensors; same arithmetic
+    optimizer = torch.optim.Adam(stack.parameters(), lr=config.lr, **({"fused": True} if fused_adam else {}))
+    gather = _Gatherer(specs, seeds, features)
+    val_idx = torch.stack([p.val_idx for p in plans]).to(device)  # (K, n_val)
+    histories = [History() for _ in specs]
+    names = [f"{desc} {spec.name}" for spec in specs]
+    n_steps = 0
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        batches = [p.epoch() for p in plans]  # each model's own batches, in its own order
+        sizes = [len(b) for b in batches[0]]  # the same for all: same n_vectors and batch size
+        order = torch.stack([torch.cat(bs) for bs in batches]).to(device)  # (K, n_used)
+        running = torch.zeros(len(specs), dtype=torch.float64, device=device)
+        offset = 0
+        for size in sizes:
+            losses = stack.train_step(gather(order[:, offset : offset + size]))  # (K,)
+            optimizer.step()
+            running += losses * size
+            offset += size
+        n_steps += len(sizes)
+        train_loss = (running / offset).tolist()
+        val_loss = _validate(stack, gather, val_idx, config.input_dim, config.batch_size).tolist()
+        for name, hist, tl, vl in zip(names, histories, train_loss, val_loss):
+            _check_finite(tl, name, epoch)
+            hist.train_loss.append(tl)
+            hist.val_loss.append(vl)
+        bar.set_postfix(loss=f"{sum(train_loss) / len(specs):.3f}", val=f"{sum(val_loss) / len(specs):.3f}")
+    stack.copy_to(models, n_steps)
+    seconds = (time.perf_counter() - start) / len(specs)
+    out = []
+    for model, hist in zip(models, histories):
+        hist.seconds = seconds
+        out.append((model.to(device).eval(), hist))
+    return out

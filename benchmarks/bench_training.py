@@ -1,0 +1,339 @@
+"""Training throughput: the single-model loop against fused grid training, on this machine.
+
+Run ``.venv/bin/python benchmarks/bench_training.py [--quick] [--device cpu|cuda|auto]``. Prints one
+JSON line per figure (a script, not a test; the default run takes about 2 minutes on 2 CPU cores,
+``--quick`` about 20 s). Timings are the best of interleaved repeats, so that machine noise (large
+on shared virtual machines) hits both sides alike.
+
+``machine``
+    torch version, threads, processor.
+``matmul_rate``
+    float32 ``(2048, 2048) @ (2048, 2048)`` on all threads, best of several: the reference rate.
+``single_loop``
+    :func:`asdlib.train.train_model` (the readable one-model-at-a-time loop), batch 256, for the
+    baseline and the dual AE, one epoch of 36,000 training vectors (``--quick``: 10,800), in
+    model-vectors/s; the per-epoch validation pass is in the time, as in real training.
+``fused_grid``
+    :func:`asdlib.fused.train_fused` on the paper's 9-model grid of one machine type (baseline on
+    mic 0; dual AEs on pairs 0-4 and 2-6, α in {0.1, 0.5, 2, 10}), same data and batch, with the
+    ratio to the single-model loop training the same 9 models one after another (time
+    ``t_baseline + 8 t_dual`` from the ``single_loop`` figures), the fraction of the matmul rate
+    reached, and whether the targets (1.8x, 50 %) are met.
+``peak_memory``
+    Peak resident memory of a fresh subprocess that holds one machine type's paper-profile inputs
+    (309,000 vectors x 4 input tensors x 640 float32: mic0, mic0-mic4, mic2, mic2-mic6) and trains
+    the 9 models one epoch on them (``--quick``: on their first 20,000 vectors). ``max_rss_gb`` is
+    ``getrusage``'s, ``vm_hwm_gb`` the kernel's ``VmHWM``.
+``paper_size_epoch``
+    That epoch's throughput, and (not with ``--quick``) one epoch of the single-model loop for a
+    baseline and a dual AE on the same full-size tensors: random rows of 790 MB tensors, the real
+    memory-access pattern.
+``paper_projection``
+    Projected training time of the paper profile (4 machine types x 9 models x 50 epochs x 278,100
+    training vectors) from the ``paper_size_epoch`` rates.
+
+Units
+-----
+model-vectors/s
+    Training vectors per second summed over the models (a dual AE counts 1 per vector).
+baseline-equivalent vectors/s
+    The same, each model weighted by its FLOPs per vector relative to the baseline (a dual AE has
+    two encoders and two wider-input decoders: 2.008 baselines).
+FLOPs per vector
+    ``6 * Σ in*out`` over the model's Linear layers: forward ``2 * Σ in*out`` (one multiply-add per
+    weight), backward twice that (input gradients and weight gradients). This slightly overcounts:
+    the input gradient of an encoder's first layer (``2 * 640 * 128``) is never computed; the
+    ``exact_fraction_of_matmul`` field uses the exact count. BatchNorm, ReLU, loss and Adam
+    (memory-bound, O(params + activations)) are not counted as FLOPs but are in the time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asdlib.config import Config  # noqa: E402
+from asdlib.fused import train_fused  # noqa: E402
+from asdlib.models import build_model  # noqa: E402
+from asdlib.modelspec import ModelSpec  # noqa: E402
+from asdlib.train import init_model, resolve_device, train_model  # noqa: E402
+
+GRID = [ModelSpec.baseline(0)] + [ModelSpec.dual(r, o, a) for r, o in ((0, 4), (2, 6)) for a in (0.1, 0.5, 2.0, 10.0)]
+INPUTS = sorted({s.name for spec in GRID for s in spec.inputs})  # mic0, mic0-mic4, mic2, mic2-mic6
+PAPER_VECTORS = 309_000  # 1,000 normal training clips x 309 vectors (10 s, 313 frames, 5-frame context)
+PAPER_MACHINES = 4
+TARGET_SPEEDUP = 1.8
+TARGET_FRACTION = 0.5
+
+
+def emit(figure: str, **values) -> None:
+    print(json.dumps({"figure": figure, **values}), flush=True)
+
+
+def linear_macs(n_inputs: int, config: Config) -> tuple[int, int]:
+    """(Σ in*out over all Linear layers, Σ in*out of the encoders' first layers) of one model."""
+    model = build_model(n_inputs, config)
+    lins = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    first = [m for m in lins if m.in_features == config.input_dim]
+    return sum(m.in_features * m.out_features for m in lins), sum(m.in_features * m.out_features for m in first)
+
+
+def train_flops(n_inputs: int, config: Config, exact: bool = False) -> int:
+    """FLOPs of one training vector of one model (see the module docstring)."""
+    macs, first = linear_macs(n_inputs, config)
+    return 6 * macs - (2 * first if exact else 0)
+
+
+def synthetic_features(n: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Inputs shaped like log-mel vectors: (n, 640) float32 each, a random block tiled in place."""
+    gen = torch.Generator().manual_seed(seed)
+    block = torch.randn(min(n, 8192), 640, generator=gen) * 5 - 40
+    out = {}
+    for i, name in enumerate(INPUTS):
+        x = torch.empty(n, 640, device=device)
+        for start in range(0, n, len(block)):
+            x[start : start + len(block)] = block[: n - start] + i
+        out[name] = x
+    return out
+
+
+def peak_rss_gb() -> dict[str, float]:
+    """Peak resident memory of this process: ``getrusage`` max RSS and, on Linux, ``VmHWM``.
+
+    ``ru_maxrss`` keeps the parent's peak across fork + exec; ``VmHWM`` (``/proc/self/status``)
+    is this program's own.
+    """
+    out = {"max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # Linux: KiB
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith(("VmHWM:", "VmRSS:")):
+                key = "vm_hwm_gb" if line.startswith("VmHWM") else "vm_rss_gb"
+                out[key] = int(line.split()[1]) / 2**20
+    return out
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """float32 GFLOP/s of an (n, n) @ (n, n) product, best of ``repeats``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def time_single(spec: ModelSpec, features, config: Config) -> float:
+    """Wall time of ``train_model`` for one model."""
+    device = features[INPUTS[0]].device
+    model = init_model(spec, config, 0).to(device)
+    synchronize(device)
+    start = time.perf_counter()
+    train_model(model, [features[s.name] for s in spec.inputs], spec.weights, config, seed=0, progress=False)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def time_fused(features, config: Config) -> float:
+    """Wall time of ``train_fused`` on the 9-model grid."""
+    device = features[INPUTS[0]].device
+    synchronize(device)
+    start = time.perf_counter()
+    train_fused(GRID, [0] * len(GRID), features, config, progress=False)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def n_train(n: int, config: Config) -> int:
+    return n - int(round(config.validation_split * n))
+
+
+def memory_probe(args) -> None:
+    """Run in a subprocess: allocate one machine type's paper-size inputs, train the grid, report.
+
+    Prints one JSON object: peak RSS after fused training of one epoch, its throughput, and (not
+    with ``--quick``) one epoch of the single-model loop for a baseline and a dual AE on the same
+    full-size tensors (random rows of 790 MB tensors: the real memory-access pattern).
+    """
+    device = resolve_device(args.device)
+    config = Config(epochs=1)
+    before = peak_rss_gb()
+    features = synthetic_features(PAPER_VECTORS, device)
+    after_features = peak_rss_gb()
+    used = features if not args.quick else {k: v[: args.quick_vectors] for k, v in features.items()}  # views
+    n = len(used[INPUTS[0]])
+    fused_s = time_fused(used, config)
+    out = {
+        **peak_rss_gb(),
+        "rss_before_features_gb": before.get("vm_rss_gb", before["max_rss_gb"]),
+        "rss_after_features_gb": after_features.get("vm_rss_gb", after_features["max_rss_gb"]),
+        "features_gb": sum(v.numel() * v.element_size() for v in features.values()) / 2**30,
+        "trained_vectors": n_train(n, config),
+        "fused_seconds": fused_s,
+    }
+    if device.type == "cuda":
+        out["cuda_max_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    if not args.quick:
+        out["baseline_seconds"] = time_single(GRID[0], used, config)
+        out["dual_seconds"] = time_single(GRID[1], used, config)
+    print(json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, 2 repeats, no paper-size single-model epochs (under 40 s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--quick-vectors", type=int, default=20_000, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        return memory_probe(args)
+
+    device = resolve_device(args.device)
+    n_vectors, repeats = (12_000, 2) if args.quick else (40_000, 3)
+    config = Config(epochs=1)
+    emit(
+        "machine",
+        torch=torch.__version__,
+        device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        threads=torch.get_num_threads(),
+        processor=platform.processor() or platform.machine(),
+        quick=args.quick,
+    )
+    peak = matmul_rate(device)
+    emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1))
+
+    # first, while this process is small: a fresh process inherits the parent's ru_maxrss
+    cmd = [sys.executable, __file__, "--memory-probe", "--device", args.device]
+    cmd += ["--quick", "--quick-vectors", str(args.quick_vectors)] if args.quick else []
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    probe = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+    features = synthetic_features(n_vectors, device)
+    warm = {k: v[:2000] for k, v in features.items()}
+    train_fused(GRID[:2], [0, 0], warm, config, progress=False)  # warm-up: allocator, kernels, threads
+    base_flops = train_flops(1, config)
+    trained = n_train(n_vectors, config)
+
+    # repeats interleaved, best of each: machine noise hits both sides alike
+    seconds = {"baseline": float("inf"), "dual": float("inf"), "fused": float("inf")}
+    for _ in range(repeats):
+        for spec in (GRID[0], GRID[1]):
+            seconds[spec.kind] = min(seconds[spec.kind], time_single(spec, features, config))
+        seconds["fused"] = min(seconds["fused"], time_fused(features, config))
+    for spec in (GRID[0], GRID[1]):
+        rate = trained / seconds[spec.kind]
+        gflops = rate * train_flops(len(spec.inputs), config) / 1e9
+        emit(
+            "single_loop",
+            model=spec.kind,
+            batch_size=config.batch_size,
+            vectors=trained,
+            repeats=repeats,
+            seconds=round(seconds[spec.kind], 3),
+            model_vectors_per_s=round(rate),
+            baseline_equivalent_vectors_per_s=round(rate * train_flops(len(spec.inputs), config) / base_flops),
+            gflops=round(gflops, 1),
+            fraction_of_matmul=round(gflops / peak, 3),
+        )
+
+    fused_s = seconds["fused"]
+    grid_flops = sum(train_flops(len(s.inputs), config) for s in GRID)
+    grid_exact = sum(train_flops(len(s.inputs), config, exact=True) for s in GRID)
+    sequential_s = seconds["baseline"] + 8 * seconds["dual"]
+    rate = len(GRID) * trained / fused_s
+    gflops = trained * grid_flops / fused_s / 1e9
+    speedup = sequential_s / fused_s
+    fraction = gflops / peak
+    emit(
+        "fused_grid",
+        models=len(GRID),
+        networks=sum(len(s.inputs) for s in GRID),
+        batch_size=config.batch_size,
+        vectors=trained,
+        seconds=round(fused_s, 3),
+        model_vectors_per_s=round(rate),
+        baseline_equivalent_vectors_per_s=round(trained * grid_flops / base_flops / fused_s),
+        single_loop_same_models_model_vectors_per_s=round(len(GRID) * trained / sequential_s),
+        speedup_vs_single_loop=round(speedup, 2),
+        speedup_vs_single_baseline_in_baseline_equivalents=round(trained * grid_flops / base_flops / fused_s / (trained / seconds["baseline"]), 2),
+        gflops=round(gflops, 1),
+        fraction_of_matmul=round(fraction, 3),
+        exact_fraction_of_matmul=round(trained * grid_exact / fused_s / 1e9 / peak, 3),
+        target_speedup=TARGET_SPEEDUP,
+        speedup_met=speedup >= TARGET_SPEEDUP,
+        target_fraction=TARGET_FRACTION,
+        fraction_met=fraction >= TARGET_FRACTION,
+    )
+    del features, warm
+
+    emit(
+        "peak_memory",
+        vectors=PAPER_VECTORS,
+        input_tensors=len(INPUTS),
+        models=len(GRID),
+        trained_vectors=probe["trained_vectors"],
+        **{k: round(v, 3) for k, v in probe.items() if k.endswith("_gb")},
+        note="peak RSS of a fresh process that holds the inputs and trains the grid one epoch",
+    )
+
+    # paper-size throughput: fused always; the single loop only without --quick
+    trained_p = probe["trained_vectors"]
+    fused_rate = len(GRID) * trained_p / probe["fused_seconds"]
+    figure = {"vectors": trained_p, "fused_seconds": round(probe["fused_seconds"], 2), "fused_model_vectors_per_s": round(fused_rate)}
+    if "baseline_seconds" in probe:
+        seq_s = probe["baseline_seconds"] + 8 * probe["dual_seconds"]
+        figure.update(
+            baseline_model_vectors_per_s=round(trained_p / probe["baseline_seconds"]),
+            dual_model_vectors_per_s=round(trained_p / probe["dual_seconds"]),
+            single_loop_same_models_model_vectors_per_s=round(len(GRID) * trained_p / seq_s),
+            speedup_vs_single_loop=round(seq_s / probe["fused_seconds"], 2),
+            fraction_of_matmul=round(trained_p * grid_flops / probe["fused_seconds"] / 1e9 / peak, 3),
+        )
+    emit("paper_size_epoch", **figure)
+
+    paper_train = n_train(PAPER_VECTORS, Config())
+    epochs = Config().epochs
+    if "baseline_seconds" in probe:  # full-size epochs of both
+        fused_s_per_vector = 1 / fused_rate
+        single_s_per_vector = (probe["baseline_seconds"] + 8 * probe["dual_seconds"]) / trained_p / len(GRID)
+        source = "the paper_size_epoch rates"
+    else:  # --quick: the warm small-data figures of both (the quick paper-size epoch is mostly start-up)
+        fused_s_per_vector = fused_s / trained / len(GRID)
+        single_s_per_vector = sequential_s / trained / len(GRID)
+        source = "the small-data fused_grid and single_loop rates (--quick)"
+    total = PAPER_MACHINES * len(GRID) * epochs * paper_train  # model-vectors
+    emit(
+        "paper_projection",
+        machines=PAPER_MACHINES,
+        models=len(GRID),
+        epochs=epochs,
+        training_vectors=paper_train,
+        fused_hours=round(total * fused_s_per_vector / 3600, 2),
+        single_loop_hours=round(total * single_s_per_vector / 3600, 2),
+        note=f"training only (no feature extraction or scoring), from {source}",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The built book in a real browser (Debian's chromium, headless): every page, figures, tables, math, links.
+
+Needs `make book` first (CI builds it before the tests); skips, saying why, when the build or chromium
+is missing. Writes a screenshot of the Table 1 page to _build/screenshots/table1.png for the record.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.browser
+
+
+def _pages() -> list[Path]:
+    skip = {"genindex.html", "search.html"}
+    return sorted(p for p in HTML.rglob("*.html") if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def site():
+    if not (HTML / "index.html").is_file():
+        pytest.skip("the book is not built: run `make book` first (CI does)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser, f"http://127.0.0.1:{server.server_address[1]}"
+        browser.close()
+    server.shutdown()
+
+
+def _open(browser, url):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    return page, errors
+
+
+def test_every_page_loads_with_figures_and_working_links(site):
+    browser, base = site
+    pages = _pages()
+    assert len(pages) >= 14, [p.name for p in pages]
+    for path in pages:
+        rel = path.relative_to(HTML).as_posix()
+        page, errors = _open(browser, f"{base}/{rel}")
+        assert not errors, (rel, errors)
+        widths = page.eval_on_selector_all("article img", "imgs => imgs.map(i => [i.src, i.complete ? i.naturalWidth : 0])")
+        for src, width in widths:
+            assert width > 0, f"{rel}: image {src} did not load"
+        hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.getAttribute('href'))")
+        for href in hrefs:
+            parsed = urlparse(href)
+            if parsed.scheme or parsed.netloc or not parsed.path:
+                continue
+            target = (path.parent / unquote(parsed.path)).resolve()
+            assert target.exists(), f"{rel}: broken internal link {href}"
+        page.close()
+
+
+def test_notebook_pages_have_figures(site):
+    browser, base = site
+    for name in ["01_dataset", "02_input_vectors", "03_training", "05_figure5", "08_dipole"]:
+        page, _ = _open(browser, f"{base}/notebooks/{name}.html")
+        n = page.eval_on_selector_all("article img", "imgs => imgs.filter(i => i.naturalWidth > 0).length")
+        assert n >= 1, f"{name}: no figure rendered"
+        assert "simulated" in page.inner_text("article") or "MIMII" in page.inner_text("article")
+        page.close()
+
+
+def test_table1_page_has_the_table_beside_the_reported_values(site):
+    browser, base = site
+    page, _ = _open(browser, f"{base}/notebooks/04_table1.html")
+    tables = page.locator("article table")
+    assert tables.count() >= 2
+    text = page.inner_text("article")
+    assert "MICS 0-4" in text and "Baseline" in text and "(87.14)" in text  # a reported value beside ours
+    assert page.locator("article table b").count() >= 1  # best cells in bold
+    out = ROOT / "_build" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.screenshot(path=str(out / "table1.png"), full_page=True)
+    assert (out / "table1.png").stat().st_size > 10_000
+    page.close()
+
+
+def test_math_is_rendered_offline(site):
+    browser, base = site
+    page, errors = _open(browser, f"{base}/book/method.html")
+    page.wait_for_selector("mjx-container", timeout=20_000)
+    assert page.locator("mjx-container").count() >= 5
+    scripts = page.eval_on_selector_all("script[src]", "s => s.map(x => x.src)")
+    assert any("mathjax/tex-chtml.js" in s and s.startswith(base) for s in scripts), scripts
+    assert not errors
+    page.close()

@@ -1,0 +1,191 @@
+"""Fused grid training gives what training each model alone gives.
+
+The exact comparison runs in float64: training with Adam is chaotic at float32 rounding (a 1e-7
+relative nudge of the initial weights moves some weights by ~1e-2 within 20 steps, for
+``train_model`` alone), so float32 parameters of two mathematically identical runs cannot be
+compared to 1e-4. In float64 the rounding is 1e-16 and the fused and separate runs agree to ~1e-9.
+In float32 the test compares what the models compute: clip scores and losses.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asdlib.config import Config
+from asdlib.fused import StackedAutoencoders, train_fused
+from asdlib.models import BaselineAE, DualAE, MultiChannelAE
+from asdlib.modelspec import ModelSpec
+from asdlib.scoring import clip_score_parts, fit_inverse_covariances, residual_stats, weighted_scores
+from asdlib.train import TrainingDivergedError, init_model, train_model
+
+SPECS = [ModelSpec.baseline(0), ModelSpec.dual(0, 4, 0.5), ModelSpec.dual(2, 6, 2.0), ModelSpec.dual(0, 4, 10.0)]
+SEEDS = [0, 1, 2, 0]
+CLIP_LEN = 50
+
+
+def make_features(n: int, dtype: torch.dtype, seed: int = 0, names=("mic0", "mic0-mic4", "mic2", "mic2-mic6")) -> dict[str, torch.Tensor]:
+    """Inputs sharing a rank-16 structure, plus independent noise: (n, 640) each."""
+    gen = torch.Generator().manual_seed(seed)
+    shared = torch.randn(n, 16, generator=gen) @ torch.randn(16, 640, generator=gen)
+    return {name: (0.5 * shared + 0.3 * torch.randn(n, 640, generator=gen) + i).to(dtype) for i, name in enumerate(names)}
+
+
+def clip_scores(model, spec: ModelSpec, features, config: Config) -> dict[str, np.ndarray]:
+    inputs = [features[s.name] for s in spec.inputs]
+    n = len(inputs[0])
+    stats = residual_stats(model, inputs, np.arange(n) // CLIP_LEN, -(-n // CLIP_LEN), config.n_mels, with_covariance=True)
+    inv_covs, _ = fit_inverse_covariances(stats, config)
+    return weighted_scores(clip_score_parts(stats, inv_covs), spec.weights)
+
+
+def train_separately(features, config: Config, specs=SPECS, seeds=SEEDS):
+    out = []
+    for spec, seed in zip(specs, seeds):
+        model = init_model(spec, config, seed).to(next(iter(features.values())).dtype)
+        history = train_model(model, [features[s.name] for s in spec.inputs], spec.weights, config, seed=seed, progress=False)
+        out.append((model, history))
+    return out
+
+
+@pytest.fixture(scope="module")
+def float64_runs():
+    # n = 997: 100 held out, 897 = 7 * 128 + 1 trained, so the final batch of 1 is dropped
+    features = make_features(997, torch.float64)
+    config = Config(epochs=2, batch_size=128)
+    return features, config, train_fused(SPECS, SEEDS, features, config, progress=False), train_separately(features, config)
+
+
+def test_fused_parameters_equal_separate_training(float64_runs):
+    _, _, fused, separate = float64_runs
+    for spec, (f_model, _), (s_model, _) in zip(SPECS, fused, separate):
+        assert type(f_model) is type(s_model)
+        f_state, s_state = f_model.state_dict(), s_model.state_dict()
+        assert f_state.keys() == s_state.keys()
+        for key, ref in s_state.items():
+            got = f_state[key]
+            if key.endswith("num_batches_tracked"):
+                assert int(got) == int(ref) == 2 * 7, (spec.name, key)
+                continue
+            scale = ref.abs().max().item()
+            err = (got - ref).abs().max().item()
+            assert err <= 1e-7 * max(scale, 1e-3), f"{spec.name} {key}: max |fused - separate| = {err:.2e} (scale {scale:.2e})"
+
+
+def test_fused_histories_equal_separate_training(float64_runs):
+    _, config, fused, separate = float64_runs
+    for (_, f_hist), (_, s_hist) in zip(fused, separate):
+        assert len(f_hist.train_loss) == len(f_hist.val_loss) == config.epochs
+        # train_model sums its running loss in float32
+        np.testing.assert_allclose(f_hist.train_loss, s_hist.train_loss, rtol=1e-6)
+        np.testing.assert_allclose(f_hist.val_loss, s_hist.val_loss, rtol=1e-10)
+        assert f_hist.train_loss[-1] < f_hist.train_loss[0]  # it learns
+        assert f_hist.seconds > 0
+
+
+def test_fused_clip_scores_equal_separate_training(float64_runs):
+    features, config, fused, separate = float64_runs
+    for spec, (f_model, _), (s_model, _) in zip(SPECS, fused, separate):
+        assert not f_model.training
+        f_scores, s_scores = clip_scores(f_model, spec, features, config), clip_scores(s_model, spec, features, config)
+        for kind in ("mse", "mahalanobis"):
+            np.testing.assert_allclose(f_scores[kind], s_scores[kind], rtol=1e-7, err_msg=f"{spec.name} {kind}")
+
+
+def test_fused_multichannel_model_in_a_mixed_stack():
+    """A 3-input model widens the decoders' input to 24 latent slots; the others are padded."""
+    features = make_features(400, torch.float64, names=("mic2", "mic0", "mic0-mic2", "mic0-mic4"))
+    specs = [ModelSpec.baseline(2), ModelSpec(0, (2, 4), (0.5, 1.0)), ModelSpec.dual(0, 4, 2.0)]
+    config = Config(epochs=1, batch_size=64)
+    fused = train_fused(specs, [3, 4, 5], features, config, progress=False)
+    separate = train_separately(features, config, specs, [3, 4, 5])
+    assert isinstance(fused[1][0], MultiChannelAE)
+    for spec, (f_model, f_hist), (s_model, s_hist) in zip(specs, fused, separate):
+        for key, ref in s_model.state_dict().items():
+            err = (f_model.state_dict()[key] - ref).abs().max().item()
+            assert err <= 1e-7 * max(ref.abs().max().item(), 1e-3), f"{spec.name} {key}: {err:.2e}"
+        np.testing.assert_allclose(f_hist.val_loss, s_hist.val_loss, rtol=1e-10)
+
+
+def relative_score_gap(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    return max(float(np.max(np.abs(a[k] - b[k]) / np.abs(b[k]))) for k in b)
+
+
+def test_fused_float32_scores_match_separate_training_to_rounding():
+    """In float32, fused and separate clip scores differ no more than rounding noise moves them.
+
+    The yardstick is the reference itself: ``train_model`` started from initial weights nudged by
+    a relative 1e-7 (float32 rounding) moves the clip scores by some amount; the fused run must
+    stay within a few times that.
+    """
+    features = make_features(1000, torch.float32, seed=1)  # 900 trained: 14 batches of 64 and one of 4
+    config = Config(epochs=1, batch_size=64)
+    fused = train_fused(SPECS, SEEDS, features, config, progress=False)
+    separate = train_separately(features, config)
+    fused_gap = rounding_gap = 0.0
+    for spec, seed, (f_model, f_hist), (s_model, s_hist) in zip(SPECS, SEEDS, fused, separate):
+        assert isinstance(f_model, BaselineAE if spec.kind == "baseline" else DualAE)
+        assert next(f_model.parameters()).dtype == torch.float32
+        np.testing.assert_allclose(f_hist.train_loss, s_hist.train_loss, rtol=5e-3)
+        np.testing.assert_allclose(f_hist.val_loss, s_hist.val_loss, rtol=5e-3)
+        nudged = init_model(spec, config, seed)
+        gen = torch.Generator().manual_seed(99)
+        with torch.no_grad():
+            for p in nudged.parameters():
+                p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=gen))
+        train_model(nudged, [features[s.name] for s in spec.inputs], spec.weights, config, seed=seed, progress=False)
+        s_scores = clip_scores(s_model, spec, features, config)
+        fused_gap = max(fused_gap, relative_score_gap(clip_scores(f_model, spec, features, config), s_scores))
+        rounding_gap = max(rounding_gap, relative_score_gap(clip_scores(nudged, spec, features, config), s_scores))
+    assert fused_gap <= max(3 * rounding_gap, 1e-4), f"fused {fused_gap:.1e} vs rounding {rounding_gap:.1e}"
+    assert fused_gap < 2e-2
+
+
+def test_fused_training_is_deterministic():
+    """The runner retrains a whole group on resume and relies on getting the same bits back."""
+    features = make_features(300, torch.float32)
+    config = Config(epochs=1, batch_size=32)
+    first, again = (train_fused(SPECS, SEEDS, features, config, progress=False) for _ in range(2))
+    for (a, _), (b, _) in zip(first, again):
+        for key, value in a.state_dict().items():
+            assert torch.equal(value, b.state_dict()[key]), key
+
+
+def test_padded_decoder_weights_stay_zero():
+    """A baseline stacked with a dual AE gets 8 zero latent slots; their weights never move."""
+    config = Config()
+    specs = [ModelSpec.baseline(0), ModelSpec.dual(0, 4, 1.0)]
+    stack = StackedAutoencoders([init_model(s, config, 0) for s in specs], [s.weights for s in specs], config)
+    assert stack.dec0_weight.shape == (3, config.hidden_dim, 2 * config.latent_dim)
+    optimizer = torch.optim.Adam(stack.parameters(), lr=1e-2)
+    x = torch.randn(3, 32, config.input_dim)
+    first = stack.dec0_weight.detach().clone()
+    for _ in range(3):
+        stack.train_step(x)
+        optimizer.step()
+    pad = stack.dec0_weight[0, :, config.latent_dim :]
+    assert torch.count_nonzero(pad) == 0
+    assert not torch.equal(stack.dec0_weight[0, :, : config.latent_dim], first[0, :, : config.latent_dim])
+
+
+def test_nan_input_raises_naming_the_model_and_stays_in_it():
+    features = make_features(300, torch.float32)
+    features["mic2-mic6"][::7] = float("nan")
+    specs = [ModelSpec.baseline(0), ModelSpec.dual(2, 6, 1.0), ModelSpec.dual(0, 4, 1.0)]
+    # the baseline is checked first: it must not be contaminated by the dual AE next to it
+    with pytest.raises(TrainingDivergedError, match="dual-2-6-a1"):
+        train_fused(specs, [0, 0, 0], features, Config(epochs=1, batch_size=32), progress=False)
+
+
+def test_bad_inputs_are_refused_with_a_reason():
+    features = make_features(200, torch.float32)
+    config = Config(epochs=1, batch_size=32)
+    with pytest.raises(ValueError, match="mic1-mic5"):
+        train_fused([ModelSpec.dual(1, 5, 1.0)], [0], features, config, progress=False)
+    with pytest.raises(ValueError, match="one seed per model"):
+        train_fused(SPECS, [0], features, config, progress=False)
+    short = {**features, "mic0-mic4": features["mic0-mic4"][:100]}
+    with pytest.raises(ValueError, match="mic0-mic4"):
+        train_fused(SPECS, SEEDS, short, config, progress=False)
+    with pytest.raises(ValueError, match="float32"):
+        train_fused(SPECS, SEEDS, {**features, "mic0": features["mic0"].half()}, config, progress=False)

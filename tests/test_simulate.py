@@ -1,0 +1,338 @@
+"""The simulator: exact propagation delays (GCC-PHAT), SNR, additive anomalies, determinism, files, CLI."""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from scipy import fft as sfft
+
+from asdlib import simulate as sim
+
+SR = sim.SR
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def gcc_phat_delay(x: np.ndarray, y: np.ndarray, max_lag: float = 8.0, upsample: int = 64) -> float:
+    """Delay of ``x`` relative to ``y`` in samples (positive: x lags), from the GCC-PHAT peak.
+
+    The cross-spectrum is whitened, zero-padded (band-limited interpolation, ``upsample`` points per
+    sample) and the peak refined with a parabola through its three highest points.
+    """
+    n = 2 * len(x)  # linear, not circular, correlation
+    cross = sfft.rfft(x, n) * np.conj(sfft.rfft(y, n))
+    cross /= np.maximum(np.abs(cross), 1e-12)
+    cc = sfft.irfft(cross, n * upsample)
+    half = int(max_lag * upsample)
+    window = np.r_[cc[-half:], cc[: half + 1]]  # lags -max_lag .. +max_lag
+    k = int(np.argmax(window))
+    a, b, c = window[k - 1], window[k], window[k + 1]
+    peak = k + 0.5 * (a - c) / (a - 2 * b + c)
+    return (peak - half) / upsample
+
+
+def geometric_delay(position, i: int, j: int) -> float:
+    """Delay of microphone ``i`` relative to ``j`` (samples) for a point source."""
+    d = sim.propagation_delays(np.asarray(position)[None], sim.MIC_POSITIONS)[0] * SR
+    return d[i] - d[j]
+
+
+def padded_noise_at_mics(position, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """White noise from ``position`` at the 8 microphones, simulated with padding and cropped."""
+    n, pad = int(seconds * SR), 256
+    x = np.random.default_rng(seed).standard_normal(n + 2 * pad)
+    return sim.propagate(x, position)[:, pad:-pad]
+
+
+def db(x: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.asarray(x, dtype=float) ** 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry and propagation
+# ---------------------------------------------------------------------------------------------
+def test_array_geometry():
+    pos = sim.MIC_POSITIONS
+    assert pos.shape == (8, 3)
+    np.testing.assert_allclose(np.linalg.norm(pos, axis=1), 0.0365)
+    np.testing.assert_allclose(np.rad2deg(np.arctan2(pos[:, 1], pos[:, 0])) % 360, 45.0 * np.arange(8), atol=1e-9)
+    for m in range(4):  # opposite pairs are a diameter apart
+        assert np.linalg.norm(pos[m] - pos[m + 4]) == pytest.approx(0.073)
+    np.testing.assert_allclose(sim.mic_positions(0.05)[2], [0.0, 0.05, 0.0], atol=1e-12)
+
+
+def test_units_stand_where_mimii_put_them():
+    for (machine, mid), unit in sim.UNITS.items():
+        expected = 0.1 if machine == "valve" else 0.5
+        assert np.linalg.norm(unit.position) == pytest.approx(expected), (machine, mid)
+    assert {m for m, _ in sim.UNITS} == set(sim.MACHINES) and {i for _, i in sim.UNITS} == set(sim.MACHINE_IDS)
+
+
+@pytest.mark.parametrize("position", [(0.3, 0.4, 0.1), (-0.05, 0.09, 0.0), (2.0, -3.0, 1.0)])
+def test_gcc_phat_delay_matches_geometry(position):
+    """Near (valve-like 10 cm), mid and far sources: measured TDOAs equal the geometric ones."""
+    x = padded_noise_at_mics(position)
+    for i, j in [(0, 4), (2, 6), (1, 5), (3, 7), (0, 1), (5, 2)]:
+        measured = gcc_phat_delay(x[i], x[j])
+        assert measured == pytest.approx(geometric_delay(position, i, j), abs=0.02), (i, j)
+
+
+def test_source_on_the_0_4_axis_gives_pair_0_4_the_largest_delay():
+    position = (0.5, 0.0, 0.0)
+    x = padded_noise_at_mics(position)
+    delays = {(i, j): gcc_phat_delay(x[i], x[j]) for i, j in itertools.combinations(range(8), 2)}
+    assert max(delays, key=lambda p: abs(delays[p])) == (0, 4)
+    # mic 4 is farther: it hears the source ~3.3 samples after mic 0 (2R/c at 16 kHz, near field)
+    assert delays[0, 4] == pytest.approx(geometric_delay(position, 0, 4), abs=0.02)
+    assert -3.45 < delays[0, 4] < -3.2
+    assert abs(delays[2, 6]) < 0.02  # broadside pair: equal distances
+
+
+def test_spherical_spreading():
+    """Amplitude falls as 1/r: at 10 cm the near microphone is louder by the ratio of distances."""
+    position = np.array([0.1, 0.0, 0.0])
+    x = padded_noise_at_mics(position)
+    r = np.linalg.norm(position - sim.MIC_POSITIONS, axis=1)
+    assert np.sqrt(np.mean(x[0] ** 2) / np.mean(x[4] ** 2)) == pytest.approx(r[4] / r[0], rel=1e-3)
+
+
+def test_simulated_spatial_anomaly_comes_from_its_reported_position():
+    """The whole clip path (padding, fades, cropping) keeps exact delays: GCC-PHAT on the anomaly's part."""
+    _, info, parts = sim.simulate_clip("fan", 2, snr_db=np.inf, anomaly="spatial", anomaly_type="leak", seed=7,
+                                       duration_s=1.0, return_sources=True)
+    leak = parts["anomaly"].astype(float)
+    position = info["anomaly"]["position"]
+    for i, j in [(0, 4), (2, 6), (1, 5), (3, 7)]:
+        assert gcc_phat_delay(leak[i], leak[j]) == pytest.approx(geometric_delay(position, i, j), abs=0.05), (i, j)
+    assert not np.any(parts["background"])  # snr_db = inf: no background at all
+
+
+# ---------------------------------------------------------------------------------------------
+# mixing: SNR, anomalies
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("machine", sim.MACHINES)
+@pytest.mark.parametrize("snr", [-6.0, 0.0, 6.0])
+def test_measured_snr_equals_requested(machine, snr):
+    audio, info, parts = sim.simulate_clip(machine, 4, snr_db=snr, seed=3, duration_s=1.0, return_sources=True)
+    assert db(parts["machine"]) - db(parts["background"]) == pytest.approx(snr, abs=0.01)
+    np.testing.assert_allclose(audio, parts["machine"] + parts["anomaly"] + parts["background"], atol=1e-6)
+    assert 0 < info["peak"] < 1
+
+
+@pytest.mark.parametrize("machine", sim.MACHINES)
+@pytest.mark.parametrize("kind", sim.ANOMALY_KINDS)
+def test_abnormal_clip_is_the_normal_one_plus_the_anomaly(machine, kind):
+    kw = dict(snr_db=0.0, seed=11, duration_s=1.0, return_sources=True)
+    normal, _, pn = sim.simulate_clip(machine, 0, **kw)
+    abnormal, info, pa = sim.simulate_clip(machine, 0, anomaly=kind, **kw)
+    np.testing.assert_array_equal(pa["machine"], pn["machine"])
+    np.testing.assert_array_equal(pa["background"], pn["background"])  # same noise gain: the normal clip's
+    assert np.sqrt(np.mean(pa["anomaly"] ** 2)) > 1e-4 * np.sqrt(np.mean(pn["machine"] ** 2))
+    np.testing.assert_allclose(abnormal - normal, pa["anomaly"], atol=2e-7)
+    # the anomaly is mixed at its reported level relative to the normal machine sound
+    assert db(pa["anomaly"]) - db(pa["machine"]) == pytest.approx(info["anomaly"]["level_db"], abs=0.01)
+    assert info["anomaly"]["type"] in sim.anomaly_types(machine, kind)
+
+
+def test_anomaly_strength_scales_only_the_anomaly():
+    kw = dict(anomaly="spectral", seed=5, duration_s=1.0, return_sources=True)
+    _, info1, weak = sim.simulate_clip("pump", 2, anomaly_strength=-20.0, **kw)
+    _, info2, strong = sim.simulate_clip("pump", 2, anomaly_strength=-10.0, **kw)
+    assert info2["anomaly"]["level_db"] - info1["anomaly"]["level_db"] == pytest.approx(10.0)
+    np.testing.assert_allclose(strong["anomaly"], weak["anomaly"] * np.sqrt(10.0), rtol=1e-4, atol=1e-9)
+    np.testing.assert_array_equal(strong["machine"], weak["machine"])
+
+
+@pytest.mark.parametrize("machine", sim.MACHINES)
+def test_anomaly_positions(machine):
+    for seed in range(6):
+        for mid in sim.MACHINE_IDS:
+            unit = sim.UNITS[machine, mid]
+            spectral = sim.clip_layout(machine, mid, seed=seed, anomaly="spectral")["anomaly"]
+            np.testing.assert_array_equal(spectral["position"], unit.position)
+            spatial = sim.clip_layout(machine, mid, seed=seed, anomaly="spatial")["anomaly"]
+            offset = np.linalg.norm(spatial["position"] - unit.position)
+            assert 0.15 - 1e-9 <= offset <= 0.30 + 1e-9
+            az = lambda p: np.arctan2(p[1], p[0])  # noqa: E731
+            assert abs(np.angle(np.exp(1j * (az(spatial["position"]) - az(unit.position))))) > np.deg2rad(10)
+            for part in unit.component_positions().values():
+                assert np.linalg.norm(spatial["position"] - part) >= 0.1 - 1e-9
+    _, info = sim.simulate_clip(machine, 0, anomaly="spatial", seed=2, duration_s=0.25)
+    assert np.linalg.norm(info["anomaly"]["position"] - info["machine_position"]) >= 0.15 - 1e-9
+
+
+def test_background_sources_are_far_and_in_several_directions():
+    layout = sim.clip_layout("fan", 0, seed=9)["background"]
+    assert len(layout) >= 4
+    positions = np.array([b["position"] for b in layout])
+    assert np.all((np.linalg.norm(positions, axis=1) >= 2.0) & (np.linalg.norm(positions, axis=1) <= 5.0))
+    azimuths = np.sort(np.rad2deg(np.arctan2(positions[:, 1], positions[:, 0])) % 360)
+    assert np.min(np.diff(np.r_[azimuths, azimuths[0] + 360])) > 10  # no two sources from the same side
+
+
+def test_no_clipping_at_the_loudest_mimii_level():
+    for machine in sim.MACHINES:
+        for kind in (None, *sim.ANOMALY_KINDS):
+            _, info = sim.simulate_clip(machine, 6, snr_db=-6.0, anomaly=kind, seed=1, duration_s=2.0)
+            assert info["peak"] < 0.5, (machine, kind, info["peak"])
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="unknown machine 'drill'"):
+        sim.simulate_clip("drill", 0, seed=0)
+    with pytest.raises(ValueError, match="machine id 3"):
+        sim.simulate_clip("fan", 3, seed=0)
+    with pytest.raises(ValueError, match="anomaly must be"):
+        sim.simulate_clip("fan", 0, seed=0, anomaly="loud")
+    with pytest.raises(ValueError, match="not a spatial anomaly of fan"):
+        sim.simulate_clip("fan", 0, seed=0, anomaly="spatial", anomaly_type="imbalance")
+
+
+# ---------------------------------------------------------------------------------------------
+# determinism
+# ---------------------------------------------------------------------------------------------
+def test_same_seed_same_clip_other_seed_other_clip():
+    a, _ = sim.simulate_clip("slider", 2, seed=21, duration_s=0.5, anomaly="spatial")
+    b, _ = sim.simulate_clip("slider", 2, seed=21, duration_s=0.5, anomaly="spatial")
+    c, _ = sim.simulate_clip("slider", 2, seed=22, duration_s=0.5, anomaly="spatial")
+    np.testing.assert_array_equal(a, b)
+    assert np.max(np.abs(a - c)) > 0.1 * np.max(np.abs(a))
+
+
+def test_clip_seed_is_stable_across_interpreters():
+    """No dependence on Python's randomised hash(): a fresh interpreter with another hash seed agrees."""
+    args = (0, "valve", 6, -6.0, "abnormal", 12)
+    code = f"from asdlib.simulate import clip_seed; print(clip_seed{args!r})"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert int(out) == sim.clip_seed(*args)
+    assert 0 <= sim.clip_seed(*args) < 2**63
+    assert sim.clip_seed(0, "valve", 6, 0.0, "normal", 1) == sim.clip_seed(0, "valve", 6, -0.0, "normal", 1)
+    others = {sim.clip_seed(1, *args[1:]), sim.clip_seed(0, "valve", 6, -6.0, "normal", 12), sim.clip_seed(0, "valve", 6, 6.0, "abnormal", 12)}
+    assert sim.clip_seed(*args) not in others and len(others) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# data sets on disk
+# ---------------------------------------------------------------------------------------------
+SMALL = dict(machines=("fan", "valve"), machine_ids=(0, 2), snrs_db=(-6, 6), duration_s=0.25, seed=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sim")
+    meta = sim.simulate_dataset(root, n_normal=3, n_abnormal=2, n_jobs=1, **SMALL)
+    return root, meta
+
+
+def test_dataset_layout_and_metadata(small_set):
+    root, meta = small_set
+    on_disk = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.wav"))
+    assert on_disk == sorted(meta["path"])
+    assert len(meta) == 2 * 2 * (3 + 2)  # snrs x machines x (n_normal + n_abnormal)
+    assert "-6_dB_fan/fan/id_00/normal/00000000.wav" in on_disk
+    assert "6_dB_valve/valve/id_02/abnormal/00000000.wav" in on_disk
+    # n_normal = 3 spread over two IDs: 2 + 1
+    fan = meta[(meta.machine == "fan") & (meta.snr_db == -6) & (meta.label == "normal")]
+    assert fan.machine_id.value_counts().to_dict() == {"id_00": 2, "id_02": 1}
+    abnormal = meta[meta.label == "abnormal"]
+    assert set(abnormal.anomaly_kind) == {"spectral", "spatial"} and set(meta[meta.label == "normal"].anomaly_kind) == {"none"}
+    assert abnormal.anomaly_x.notna().all() and meta[meta.label == "normal"].anomaly_x.isna().all()
+    assert meta.seed.is_unique  # no content shared between normal and abnormal folders, or between SNRs
+    written = pd.read_csv(root / "metadata.csv")
+    assert list(written.columns) == list(meta.columns) and len(written) == len(meta)
+    for col in ("path", "machine", "machine_id", "snr_db", "label", "anomaly_kind", "seed", "machine_x", "machine_y", "machine_z", "anomaly_z", "bg0_x"):
+        assert col in written.columns
+    for path in (root / p for p in meta["path"]):
+        info = sf.info(str(path))
+        assert (info.channels, info.samplerate, info.subtype, info.frames) == (8, 16000, "PCM_16", 4000)
+
+
+def test_dataset_is_readable_by_the_data_module(small_set):
+    from asdlib.data import scan_mimii
+
+    root, meta = small_set
+    manifest = scan_mimii(root)
+    merged = manifest.merge(meta, left_on="relpath", right_on="path", suffixes=("", "_sim"))
+    assert len(merged) == len(meta)
+    assert (merged.snr_db == merged.snr_db_sim).all() and (merged.machine == merged.machine_sim).all()
+    assert (merged.machine_id == merged.machine_id_sim).all() and (merged.label == merged.label_sim).all()
+
+
+def test_wav_holds_the_clip_simulate_clip_gives(small_set):
+    root, meta = small_set
+    row = meta[(meta.label == "abnormal") & (meta.anomaly_kind == "spatial")].iloc[0]
+    audio, info = sim.simulate_clip(row.machine, int(row.machine_id[3:]), snr_db=row.snr_db, anomaly="spatial",
+                                    seed=int(row.seed), duration_s=0.25)
+    stored, sr = sf.read(str(root / row.path), dtype="float32")
+    assert sr == 16000
+    np.testing.assert_allclose(stored.T, audio, atol=1.0 / 32768)
+    np.testing.assert_allclose(info["anomaly"]["position"], [row.anomaly_x, row.anomaly_y, row.anomaly_z], atol=1e-6)
+
+
+def test_clips_do_not_depend_on_the_size_of_the_data_set(small_set, tmp_path):
+    root, meta = small_set
+    other = sim.simulate_dataset(tmp_path, n_normal=5, n_abnormal=1, n_jobs=2, **{**SMALL, "snrs_db": (6,)})
+    shared = sorted(set(meta.path) & set(other.path))
+    assert len(shared) >= 8
+    for rel in shared:
+        assert (root / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+
+
+def test_rerun_skips_existing_files_and_repairs_missing_or_truncated(small_set):
+    root, meta = small_set
+    mtimes = {p: (root / p).stat().st_mtime_ns for p in meta.path}
+    missing, truncated = root / meta.path.iloc[0], root / meta.path.iloc[-1]
+    original = missing.read_bytes(), truncated.read_bytes()
+    missing.unlink()
+    truncated.write_bytes(original[1][:1000])
+    again = sim.simulate_dataset(root, n_normal=3, n_abnormal=2, n_jobs=1, **SMALL)
+    pd.testing.assert_frame_equal(again, meta)
+    assert (missing.read_bytes(), truncated.read_bytes()) == original
+    untouched = [p for p in meta.path if root / p not in (missing, truncated)]
+    assert all((root / p).stat().st_mtime_ns == mtimes[p] for p in untouched)
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_dataset_rejects_bad_requests(tmp_path):
+    with pytest.raises(ValueError, match="unknown machine 'drill'"):
+        sim.simulate_dataset(tmp_path, machines=("drill",), progress=False)
+    with pytest.raises(ValueError, match="n_abnormal must be a whole number >= 0"):
+        sim.simulate_dataset(tmp_path, n_abnormal=-1, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+def test_cli_unknown_machine_is_a_one_line_error(tmp_path, capsys):
+    assert sim.main(["--out", str(tmp_path / "x"), "--machines", "fan", "drill"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "drill" in err and "fan, pump, slider, valve" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_negative_count_is_an_error(tmp_path, capsys):
+    assert sim.main(["--out", str(tmp_path), "--n-normal", "-3"]) == 2
+    assert "n_normal" in capsys.readouterr().err
+
+
+def test_cli_writes_a_data_set(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--machines", "pump", "--ids", "id_04", "--snr", "-6", "--snr", "0",
+            "--n-normal", "1", "--n-abnormal", "1", "--duration", "0.25", "--seed", "3",
+            "--anomaly-kinds", "spatial", "--anomaly-strength", "-12", "--jobs", "1", "--quiet"]
+    assert sim.main(argv) == 0
+    meta = pd.read_csv(tmp_path / "metadata.csv")
+    assert sorted(meta.path) == [
+        "-6_dB_pump/pump/id_04/abnormal/00000000.wav", "-6_dB_pump/pump/id_04/normal/00000000.wav",
+        "0_dB_pump/pump/id_04/abnormal/00000000.wav", "0_dB_pump/pump/id_04/normal/00000000.wav",
+    ]
+    assert set(meta[meta.label == "abnormal"].anomaly_kind) == {"spatial"}
+    assert "simulated" in capsys.readouterr().out
