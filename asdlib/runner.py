@@ -262,7 +262,7 @@ def run_experiment(
             if not pending:
                 continue
             if features is None:
-                inputs = sorted({s for ms in model_specs for s in ms.inputs})
+                inputs = sorted({s for ms in model_specs for s in ms.inputs}, key=lambda s: s.name)
                 train_fs = extract_features(split.train["path"], inputs, config, cache=cache, n_jobs=spec.n_jobs, progress=progress, desc=f"{machine} train features")
                 test_fs = extract_features(split.test["path"], inputs, config, cache=cache, n_jobs=spec.n_jobs, progress=progress, desc=f"{machine} test features")
                 features = {name: torch.from_numpy(v).to(device) for name, v in train_fs.vectors.items()}  # resident

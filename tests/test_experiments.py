@@ -149,8 +149,12 @@ def test_damaged_cell_is_detected_and_redone(dirs):
 
 def test_fused_and_single_training_agree(dirs, complete):
     single = run(tiny(fused=False), dirs, "single")  # same digest: fused is not part of the result's identity
-    a = single.metrics().sort_values(["machine", "model", "mic_pair", "alpha", "metric", "score"], ignore_index=True)
-    b = complete.metrics().sort_values(["machine", "model", "mic_pair", "alpha", "metric", "score"], ignore_index=True)
+    key = ["machine", "model", "mic_pair", "alpha", "metric", "score"]
+    # rank metrics only: a decision at the gamma threshold may flip on a float-rounding difference
+    ranked = "metric in ['AUC', 'pAUC']"
+    a = single.metrics().query(ranked).sort_values(key, ignore_index=True)
+    b = complete.metrics().query(ranked).sort_values(key, ignore_index=True)
+    assert len(a) == len(b) > 0
     np.testing.assert_allclose(a["value_percent"], b["value_percent"], atol=1e-6)
     np.testing.assert_allclose(
         single.test_scores("fan", 0, "dual-0-4-a2")["mahalanobis"], complete.test_scores("fan", 0, "dual-0-4-a2")["mahalanobis"], rtol=1e-3
