@@ -769,7 +769,9 @@ def _spatial_position(rng: np.random.Generator, u: Unit) -> np.ndarray:
     raise RuntimeError(f"no spatial anomaly position found for {u.machine} id {u.machine_id}")  # pragma: no cover
 
 
-def _anomaly_layout(rng: np.random.Generator, u: Unit, kind: str | None, anomaly_type: str | None, strength: float) -> dict:
+def _anomaly_layout(
+    rng: np.random.Generator, u: Unit, kind: str | None, anomaly_type: str | None, strength: float, position: Sequence[float] | None = None
+) -> dict:
     """Type, position and level (dB re the machine) of a clip's anomaly."""
     if kind is None:
         return {"kind": None, "type": None, "position": None, "level_db": None}
@@ -778,7 +780,17 @@ def _anomaly_layout(rng: np.random.Generator, u: Unit, kind: str | None, anomaly
         raise ValueError(f"anomaly_type {anomaly_type!r} is not a {kind} anomaly of {u.machine}; choose one of {choices}")
     drawn = choices[rng.integers(len(choices))]
     jitter = rng.uniform(-ANOMALY_JITTER_DB, ANOMALY_JITTER_DB)
-    position = _spatial_position(rng, u) if kind == "spatial" else u.position
+    drawn_position = _spatial_position(rng, u) if kind == "spatial" else u.position  # drawn always: same stream either way
+    if position is not None:
+        if kind != "spatial":
+            raise ValueError("anomaly_position applies to spatial anomalies only (a spectral anomaly sounds at the machine)")
+        position = np.asarray(position, dtype=float)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise ValueError(f"anomaly_position must be three finite coordinates (x, y, z) in metres, got {position!r}")
+        if np.linalg.norm(position) < 0.05:
+            raise ValueError(f"anomaly_position {position.tolist()} is within 5 cm of the array centre; place it farther away")
+    else:
+        position = drawn_position
     chosen = anomaly_type or drawn
     level = strength + ANOMALY_OFFSET_DB[u.machine, kind, chosen] + jitter
     return {"kind": kind, "type": chosen, "position": position, "level_db": level}
@@ -873,6 +885,7 @@ def simulate_clip(
     sr: int = SR,
     anomaly_strength: float = DEFAULT_ANOMALY_STRENGTH,
     anomaly_type: str | None = None,
+    anomaly_position: Sequence[float] | None = None,
     return_sources: bool = False,
 ):
     """Simulate one 8-microphone clip of a machine at a given SNR, normal or with an anomaly.
@@ -904,6 +917,9 @@ def simulate_clip(
         (-10) a DCASE-baseline autoencoder detects them clearly but not perfectly.
     anomaly_type : str, optional
         Force one type (see :func:`anomaly_types`, e.g. ``"leak"``); None draws one with the seed.
+    anomaly_position : sequence of 3 floats, optional
+        For a spatial anomaly: put it at ``(x, y, z)`` metres (array centre at the origin) instead of
+        the drawn position; everything else about the clip stays as the seed makes it.
     return_sources : bool
         Also return the three parts of the mixture.
 
@@ -955,7 +971,7 @@ def simulate_clip(
 
     # anomaly: its own stream, scaled to level_db relative to the normal machine sound
     rng_an = _stream(seed, _STREAM_ANOMALY)
-    an = _anomaly_layout(rng_an, u, anomaly, anomaly_type, anomaly_strength)
+    an = _anomaly_layout(rng_an, u, anomaly, anomaly_type, anomaly_strength, anomaly_position)
     anomaly8 = np.zeros_like(machine8)
     if anomaly is not None:
         make = SPECTRAL_ANOMALIES[machine][an["type"]] if anomaly == "spectral" else SPATIAL_ANOMALIES[an["type"]]

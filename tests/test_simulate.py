@@ -114,6 +114,25 @@ def test_simulated_spatial_anomaly_comes_from_its_reported_position():
     assert not np.any(parts["background"])  # snr_db = inf: no background at all
 
 
+def test_anomaly_position_override_moves_only_the_anomaly():
+    """A chosen position: the anomaly's delays follow it, and the machine and background stay the same."""
+    kwargs = dict(snr_db=0.0, anomaly="spatial", anomaly_type="leak", seed=7, duration_s=1.0, return_sources=True)
+    _, drawn_info, drawn = sim.simulate_clip("fan", 2, **kwargs)
+    position = (0.0, -0.4, 0.0)  # on the 2-6 axis, behind microphone 6
+    _, info, moved = sim.simulate_clip("fan", 2, anomaly_position=position, **kwargs)
+    np.testing.assert_array_equal(info["anomaly"]["position"], position)
+    assert not np.allclose(drawn_info["anomaly"]["position"], position)
+    np.testing.assert_array_equal(moved["machine"], drawn["machine"])
+    np.testing.assert_array_equal(moved["background"], drawn["background"])
+    leak = moved["anomaly"].astype(float)
+    assert gcc_phat_delay(leak[2], leak[6]) == pytest.approx(geometric_delay(position, 2, 6), abs=0.05)
+    assert abs(gcc_phat_delay(leak[0], leak[4])) < 0.05  # broadside to 0-4
+    with pytest.raises(ValueError, match="spatial anomalies only"):
+        sim.simulate_clip("fan", 2, anomaly="spectral", anomaly_position=position, seed=1, duration_s=0.5)
+    with pytest.raises(ValueError, match="three finite coordinates"):
+        sim.simulate_clip("fan", 2, anomaly="spatial", anomaly_position=(0.1, np.nan, 0.0), seed=1, duration_s=0.5)
+
+
 # ---------------------------------------------------------------------------------------------
 # mixing: SNR, anomalies
 # ---------------------------------------------------------------------------------------------
