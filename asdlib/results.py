@@ -201,12 +201,18 @@ def with_average(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean over seeds with a Student-t interval (NaN with one seed) per cell of the table."""
+    """Mean over seeds with a Student-t interval (NaN with one seed) per cell of the table.
+
+    Undefined values (NaN, e.g. ``pAUC_eq11`` on a test set with fewer than 10 normal clips) are left
+    out; a cell with none defined is NaN. ``n_seeds`` counts the defined values.
+    """
     rows = []
     alpha_filled = metrics.assign(alpha=metrics["alpha"].fillna(-1.0))
     for group, frame in alpha_filled.groupby(KEY, dropna=False):
-        mean, low, high = mean_ci(frame["value_percent"].to_numpy(), confidence)
-        rows.append({**dict(zip(KEY, group)), "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": len(frame)})
+        values = frame["value_percent"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        mean, low, high = mean_ci(values, confidence) if values.size else (np.nan, np.nan, np.nan)
+        rows.append({**dict(zip(KEY, group)), "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": int(values.size)})
     out = pd.DataFrame(rows)
     out["alpha"] = out["alpha"].where(out["alpha"] >= 0)
     return out
