@@ -238,11 +238,18 @@ class AutoencoderDetector:
         """Read a detector written by :meth:`save` (``torch.load(weights_only=True)``)."""
         dev = resolve_device(device)
         model, spec, config, ckpt = load_checkpoint(path, dev)
-        kind = spec.kind
-        det = cls(kind, (spec.ref, *spec.others), spec.alphas or None, ckpt["score"], config, seed=ckpt["seed"], device=device, cache=cache, progress=progress)
+        return cls._assemble(
+            model, spec, config, dev, ckpt["inv_covs"], ckpt["ridges"], ckpt["thresholds"], ckpt["history"],
+            score=ckpt["score"], seed=ckpt["seed"], device=device, cache=cache, progress=progress,
+        )
+
+    @classmethod
+    def _assemble(cls, model, spec, config, dev, inv_covs, ridges, thresholds, history, *, score, seed, device, cache, progress):
+        """A fitted detector from its trained parts (what :meth:`load` and ``ResultsStore.detector`` read)."""
+        det = cls(spec.kind, (spec.ref, *spec.others), spec.alphas or None, score, config, seed=seed, device=device, cache=cache, progress=progress)
         det.spec_, det.model_, det.device_ = spec, model, dev
-        det.inv_covs_ = [c.numpy() for c in ckpt["inv_covs"]]
-        det.ridges_ = ckpt["ridges"]
-        det.thresholds_ = {k: GammaThreshold.from_dict(t) for k, t in ckpt["thresholds"].items()}
-        det.history_ = History(**ckpt["history"])
+        det.inv_covs_ = [np.asarray(c.cpu().numpy() if isinstance(c, torch.Tensor) else c) for c in inv_covs]
+        det.ridges_ = list(map(float, ridges))
+        det.thresholds_ = {k: GammaThreshold.from_dict(t) for k, t in thresholds.items()}
+        det.history_ = History(**history)
         return det

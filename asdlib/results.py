@@ -152,6 +152,40 @@ class ResultsStore:
         return json.loads((self.cell_dir(machine, seed, model) / "history.json").read_text())
 
     # -- tables --------------------------------------------------------------------------------
+    def detector(self, machine: str, seed: int, model: str, score: str = "mse", device: str = "auto", cache=True):
+        """The trained detector of a finished cell, ready to score new clips.
+
+        Parameters
+        ----------
+        machine, seed, model : str, int, str
+            The cell (``model`` is a model name such as ``"dual-0-4-a0.5"``).
+        score : {"mse", "mahalanobis"}
+            What ``score_samples`` returns (``score_all`` gives both).
+        device : str
+            ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        cache : FeatureCache, str, Path, bool or None
+            Feature cache of the returned detector (see :class:`asdlib.detector.AutoencoderDetector`).
+
+        Returns
+        -------
+        AutoencoderDetector
+            Fitted: the cell's weights, inverse covariances, gamma thresholds and training history.
+        """
+        from .detector import AutoencoderDetector
+        from .train import load_checkpoint, resolve_device
+
+        if not self.cell_done(machine, seed, model):
+            raise ValueError(f"cell {machine}/{seed}/{model} of {self.path} is not finished; run the experiment first")
+        cell = self.cell_dir(machine, seed, model)
+        info = json.loads((cell / "cell.json").read_text())
+        dev = resolve_device(device)
+        net, spec, config, ckpt = load_checkpoint(cell / "model.pt", dev)
+        history = json.loads((cell / "history.json").read_text())
+        return AutoencoderDetector._assemble(
+            net, spec, config, dev, ckpt["inv_covs"], info["covariance_ridge"], info["thresholds"], history,
+            score=score, seed=seed, device=device, cache=cache, progress=False,
+        )
+
     def metrics(self) -> pd.DataFrame:
         """Every metric of every finished cell, long form (``KEY`` columns + ``seed``, ``value_percent``)."""
         rows = [row for meta in self.cells() for row in meta["metrics"]]

@@ -211,3 +211,20 @@ def test_cli_fit_and_score(dirs, complete, capsys, tmp_path):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("# dual-0-4-a0.5") and len(lines) == 3
     assert all(line.split("\t")[2] in ("normal", "anomalous") for line in lines[1:])
+
+
+def test_a_finished_cell_is_a_detector_that_scores_new_clips(complete, dirs):
+    from asdlib.cache import FeatureCache
+    from asdlib.data import scan_mimii
+    from asdlib.runner import simulated_root
+
+    det = complete.detector("fan", 0, "dual-0-4-a0.5", cache=FeatureCache(dirs["cache"]))
+    stored = complete.test_scores("fan", 0, "dual-0-4-a0.5")
+    manifest = scan_mimii(simulated_root(complete.spec, dirs["data"]), machines=["fan"]).set_index("relpath")
+    paths = manifest.loc[stored["relpath"], "path"].tolist()
+    scores = det.score_all(paths)
+    np.testing.assert_allclose(scores["mse"], stored["mse"], rtol=1e-5)
+    np.testing.assert_allclose(scores["mahalanobis"], stored["mahalanobis"], rtol=1e-4)
+    np.testing.assert_array_equal(det.predict(paths), stored["decision_mse"].to_numpy())
+    with pytest.raises(ValueError, match="not finished"):
+        complete.detector("fan", 0, "dual-2-6-a0.5")
