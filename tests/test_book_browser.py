@@ -23,7 +23,8 @@ pytestmark = pytest.mark.browser
 
 def _pages() -> list[Path]:
     skip = {"genindex.html", "search.html"}
-    return sorted(p for p in HTML.rglob("*.html") if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+    pages = [p for p in HTML.rglob("*.html") if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts]
+    return sorted(p for p in pages if p != HTML / "index.html")  # index.html only redirects to the first page
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,11 @@ def site():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
-    handler.log_message = lambda *a, **k: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -49,11 +53,17 @@ def site():
 
 
 def _open(browser, url):
+    """Open a page; collect its JavaScript errors and its failed requests to the book's own server.
+
+    Waits for the ``load`` event (images, scripts and styles are in), not for network silence: the
+    theme may keep trying hosts that an offline machine cannot reach.
+    """
     page = browser.new_page()
     errors = []
+    origin = url.split("/", 3)[:3]
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("requestfailed", lambda req: req.url.split("/", 3)[:3] == origin and errors.append(f"failed request {req.url}"))
     page.goto(url, wait_until="load")
-    page.wait_for_load_state("networkidle")
     return page, errors
 
 

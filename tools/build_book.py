@@ -7,11 +7,18 @@ progress bars, resuming whatever an earlier build finished; the notebooks then r
 (executing them re-uses the finished store instead of training in silence).
 
 Sphinx loads MathJax from a CDN by default; the book must build and read without the internet, so
-MathJax 3 (shipped by the `django-static-mathjax` wheel) is copied into `_static/mathjax/` and
-`_config.yml` points `mathjax_path` at it.
+MathJax 3 (shipped by the `django-static-mathjax` wheel) is copied into `_mathjax/mathjax/`, which
+`_config.yml` lists in `html_static_path` (so it lands in `_build/html/_static/mathjax/`) and points
+`mathjax_path` at. (Not into `_static/`: Jupyter Book adds every `.js` file there as a page script,
+and MathJax would load twice.)
+
+Jupyter Book 1.0.4 with Sphinx 7.4 emits the inline configuration scripts of sphinx-thebe and
+sphinx-togglebutton twice per page; the second `const THEBE_JS_URL` is a JavaScript error in every
+page. After the build, repeated identical inline scripts are removed from the HTML.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -25,12 +32,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def copy_mathjax() -> None:
     src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
-    dst = ROOT / "_static" / "mathjax"
+    dst = ROOT / "_mathjax" / "mathjax"
     if (dst / "tex-chtml.js").exists():
         return
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "tex-chtml.js", dst / "tex-chtml.js")
     shutil.copytree(src / "output" / "chtml" / "fonts" / "woff-v2", dst / "output" / "chtml" / "fonts" / "woff-v2", dirs_exist_ok=True)
+
+
+INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def drop_repeated_inline_scripts(html_dir: Path) -> int:
+    """Remove the second and later copies of identical inline ``<script>`` blocks; returns how many."""
+    removed = 0
+    for page in html_dir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        seen: set[str] = set()
+
+        def keep_first(match: re.Match) -> str:
+            nonlocal removed
+            body = match.group(1).strip()
+            if body in seen:
+                removed += 1
+                return ""
+            seen.add(body)
+            return match.group(0)
+
+        new = INLINE_SCRIPT.sub(keep_first, text)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+    return removed
 
 
 def run_default_experiment() -> None:
@@ -47,6 +79,8 @@ def main() -> int:
     run_default_experiment()
     exe = Path(sys.executable).parent / "jupyter-book"
     rc = subprocess.call([str(exe), "build", str(ROOT), *sys.argv[1:]])
+    if (ROOT / "_build" / "html").is_dir():
+        drop_repeated_inline_scripts(ROOT / "_build" / "html")
     print(f"jupyter-book build finished in {time.perf_counter() - start:.0f} s with exit code {rc}; open {ROOT / '_build/html/index.html'}")
     return rc
 
