@@ -8,13 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-MIC_RADIUS = 0.0365
+from .simulate import MIC_RADIUS, mic_positions
 
 
 def mic_xy(radius: float = MIC_RADIUS) -> np.ndarray:
-    """(8, 2) positions of the TAMAGO-03 microphones: mic m at angle m * 45°."""
-    angles = np.deg2rad(45.0 * np.arange(8))
-    return radius * np.c_[np.cos(angles), np.sin(angles)]
+    """(8, 2) positions of the TAMAGO-03 microphones in metres: mic m at angle m * 45°."""
+    return mic_positions(radius)[:, :2]
 
 
 def plot_array(pairs=((0, 4), (2, 6)), sources: dict[str, tuple[float, float]] | None = None, ax=None):

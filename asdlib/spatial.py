@@ -16,15 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import MIC_RADIUS
+from .simulate import MIC_RADIUS, SPEED_OF_SOUND, mic_positions  # one definition of the array geometry
 
-SPEED_OF_SOUND = 343.0
-
-
-def mic_positions(radius: float = MIC_RADIUS) -> np.ndarray:
-    """(8, 3) microphone positions of the TAMAGO-03 array (mic m at angle m * 45° in the xy-plane)."""
-    angles = np.deg2rad(45.0 * np.arange(8))
-    return np.c_[radius * np.cos(angles), radius * np.sin(angles), np.zeros(8)]
+__all__ = ["MIC_RADIUS", "SPEED_OF_SOUND", "mic_positions", "difference_response", "far_field_dipole"]
 
 
 def difference_response(
