@@ -213,3 +213,32 @@ def test_end_to_end_on_real_mimii_clips(mimii_samples, tmp_path):
     too_few = split_machine(m, "valve", n_train=2, n_test=2).train
     with pytest.raises(ValueError, match="gamma fit needs at least 3 normal scores, got 2"):
         AutoencoderDetector("baseline", config=Config(epochs=1), cache=tmp_path / "c", progress=False, device="cpu").fit(too_few)
+
+
+def test_multichannel_ae_with_two_inputs_is_the_dual_ae():
+    """Same seed -> same initial weights (same construction order); same batches -> same training."""
+    from asdlib.models import reconstruction_loss
+
+    torch.manual_seed(3)
+    dual = DualAE()
+    torch.manual_seed(3)
+    multi = MultiChannelAE(2)
+    dual_params, multi_params = list(dual.parameters()), list(multi.parameters())
+    assert [p.shape for p in dual_params] == [p.shape for p in multi_params]
+    for a, b in zip(dual_params, multi_params):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (dual, multi)]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        x = [torch.randn(32, 640, generator=g) * 5 - 40, torch.randn(32, 640, generator=g) * 5 - 60]
+        for model, opt in zip((dual, multi), opts):
+            opt.zero_grad()
+            loss = reconstruction_loss(x, model.reconstruct(x), [1.0, 0.5])
+            loss.backward()
+            opt.step()
+    for a, b in zip(dual.parameters(), multi.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    dual.eval(), multi.eval()
+    x = [torch.randn(8, 640, generator=g) - 40, torch.randn(8, 640, generator=g) - 60]
+    for a, b in zip(dual.reconstruct(x), multi.reconstruct(x)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)
