@@ -53,7 +53,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import Config
-from .modelspec import ModelSpec
+from .modelspec import ModelSpec, grid_inputs
 from .train import History, TrainingDivergedError, _check_finite, batch_plan, init_model
 
 __all__ = ["train_fused", "StackedAutoencoders", "TrainingDivergedError"]
@@ -371,7 +371,7 @@ def _check_inputs(specs, seeds, features, config) -> tuple[int, torch.device]:
         raise ValueError("train_fused needs at least one ModelSpec")
     if len(seeds) != len(specs):
         raise ValueError(f"one seed per model: got {len(specs)} specs and {len(seeds)} seeds")
-    needed = sorted({s.name for spec in specs for s in spec.inputs})
+    needed = [s.name for s in grid_inputs(specs)]
     missing = [name for name in needed if name not in features]
     if missing:
         raise ValueError(f"features has no tensor for input(s) {missing} (it has {sorted(features)}); extract them first")

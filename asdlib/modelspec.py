@@ -91,3 +91,17 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
         return cls(int(d["ref"]), tuple(d.get("others", ())), tuple(d.get("alphas", ())))
+
+
+def grid_inputs(specs) -> list[InputSpec]:
+    """The distinct inputs that a group of models needs, ordered by name (e.g. mic0, mic0-mic4, mic2).
+
+    Parameters
+    ----------
+    specs : iterable of ModelSpec
+
+    Returns
+    -------
+    list of InputSpec
+    """
+    return sorted({s for spec in specs for s in spec.inputs}, key=lambda s: s.name)

@@ -36,7 +36,7 @@ from .data import DataError, manifest_hash, scan_mimii, split_machine
 from .detector import calibrate, score_parts
 from .experiments import ExperimentSpec
 from .metrics import decision_metrics, pauc_eq11, pauc_mcclish, roc_auc
-from .modelspec import ModelSpec
+from .modelspec import ModelSpec, grid_inputs
 from .results import ResultsStore, atomic_write_csv, atomic_write_text
 from .scoring import weighted_scores
 from .threshold import GammaThreshold
@@ -262,7 +262,7 @@ def run_experiment(
             if not pending:
                 continue
             if features is None:
-                inputs = sorted({s for ms in model_specs for s in ms.inputs}, key=lambda s: s.name)
+                inputs = grid_inputs(model_specs)
                 train_fs = extract_features(split.train["path"], inputs, config, cache=cache, n_jobs=spec.n_jobs, progress=progress, desc=f"{machine} train features")
                 test_fs = extract_features(split.test["path"], inputs, config, cache=cache, n_jobs=spec.n_jobs, progress=progress, desc=f"{machine} test features")
                 features = {name: torch.from_numpy(v).to(device) for name, v in train_fs.vectors.items()}  # resident

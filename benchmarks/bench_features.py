@@ -29,7 +29,7 @@ from pathlib import Path
 
 from asdlib.cache import FeatureCache, extract_features
 from asdlib.config import Config
-from asdlib.modelspec import ModelSpec
+from asdlib.modelspec import ModelSpec, grid_inputs
 from asdlib.simulate import simulate_dataset
 
 PAPER_CLIPS = 4 * 1200
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     args = parser.parse_args()
     specs = [ModelSpec.baseline(0), ModelSpec.dual(0, 4, 1.0), ModelSpec.dual(2, 6, 1.0)]
-    inputs = sorted({s for spec in specs for s in spec.inputs}, key=lambda s: s.name)
+    inputs = grid_inputs(specs)
     config = Config()
     with tempfile.TemporaryDirectory() as tmp:
         table = simulate_dataset(Path(tmp) / "data", machines=["fan"], machine_ids=[0], n_normal=args.clips, n_abnormal=0,

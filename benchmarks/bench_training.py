@@ -64,11 +64,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from asdlib.config import Config  # noqa: E402
 from asdlib.fused import train_fused  # noqa: E402
 from asdlib.models import build_model  # noqa: E402
-from asdlib.modelspec import ModelSpec  # noqa: E402
+from asdlib.modelspec import ModelSpec, grid_inputs  # noqa: E402
 from asdlib.train import init_model, resolve_device, train_model  # noqa: E402
 
 GRID = [ModelSpec.baseline(0)] + [ModelSpec.dual(r, o, a) for r, o in ((0, 4), (2, 6)) for a in (0.1, 0.5, 2.0, 10.0)]
-INPUTS = sorted({s.name for spec in GRID for s in spec.inputs})  # mic0, mic0-mic4, mic2, mic2-mic6
+INPUTS = [s.name for s in grid_inputs(GRID)]  # mic0, mic0-mic4, mic2, mic2-mic6
 PAPER_VECTORS = 309_000  # 1,000 normal training clips x 309 vectors (10 s, 313 frames, 5-frame context)
 PAPER_MACHINES = 4
 TARGET_SPEEDUP = 1.8
