@@ -99,7 +99,8 @@ def cmd_cells(args) -> int:
 def cmd_table(args) -> int:
     import pandas as pd
 
-    from .results import ResultsStore, compare_with_reported, table1_layout
+    from .results import ResultsStore
+    from .tables import compare_with_reported, table1_layout
 
     path = args.run if args.run is not None else args.results / spec_from_args(args).run_id()
     store = ResultsStore.open(path)

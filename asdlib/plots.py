@@ -93,7 +93,7 @@ def plot_threshold(train_scores, test_scores: pd.DataFrame, threshold: dict, sco
 def plot_figure5(summary: pd.DataFrame, reported: pd.DataFrame | None = None, score: str = "mse", metric: str = "AUC"):
     """AUC against α per machine: one line per mic pair with a seed interval band, the baseline as a line.
 
-    ``summary`` comes from :func:`asdlib.results.summarize` (columns mean, ci_low, ci_high).
+    ``summary`` comes from :func:`asdlib.tables.summarize` (columns mean, ci_low, ci_high).
     ``reported`` (the paper's table, optional) is drawn as hollow markers and a dotted baseline.
     """
     s = summary[(summary["score"] == score) & (summary["metric"] == metric)]

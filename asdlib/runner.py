@@ -37,7 +37,8 @@ from .detector import calibrate, score_parts
 from .experiments import ExperimentSpec
 from .metrics import decision_metrics, pauc_eq11, pauc_mcclish, roc_auc
 from .modelspec import ModelSpec, grid_inputs
-from .results import ResultsStore, atomic_write_csv, atomic_write_text
+from .fileio import atomic_write_text
+from .results import ResultsStore, atomic_write_csv
 from .scoring import weighted_scores
 from .threshold import GammaThreshold
 from .train import init_model, resolve_device, save_checkpoint, train_model

@@ -10,7 +10,8 @@ import pytest
 from asdlib import runner
 from asdlib.cli import main as cli
 from asdlib.experiments import ExperimentSpec, SpecError, profile, spec_from_parameters
-from asdlib.results import ResultsStore, compare_with_reported, reported_table, table1_layout
+from asdlib.results import ResultsStore
+from asdlib.tables import compare_with_reported, reported_table, table1_layout
 from asdlib.runner import list_cells, run_experiment
 
 
