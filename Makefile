@@ -13,7 +13,7 @@ BOOK_FLAGS := $(if $(STRICT),-W --keep-going,)
 $(BIN)/asdlib: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,cluster]"
 	touch $@
 
 venv: $(BIN)/asdlib

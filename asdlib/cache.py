@@ -1,64 +1,88 @@
 """On-disk feature cache and feature extraction over many clips.
 
 The cache key is a hash of everything that changes the result: the file's *contents* (SHA-256 of
-its bytes, not its name or date), the input (channel or difference of two), every feature
-parameter, and the versions of asdlib, librosa, NumPy and soundfile. A changed parameter therefore
-never reuses stale features (the DCASE baseline's pickle cache had that defect). Entries are
-written atomically (temporary file, then ``os.replace``), so an interrupted run leaves no
-half-written entry.
+its bytes, not its name or date), the input (channel, difference of two, or channel mean), every
+feature parameter, and the versions of asdlib, librosa, NumPy and soundfile. A changed parameter
+therefore never reuses stale features (the DCASE baseline's pickle cache had that defect).
+
+Each entry is an ``.npy`` file followed by the SHA-256 of those bytes; a read verifies it, and an
+entry that fails (changed values, zeroed or missing bytes) is recomputed with a
+:class:`CacheWarning` naming it. Entries are written atomically (:mod:`asdlib.fileio`), so an
+interrupted run leaves no half-written entry, and features that are not finite are refused
+before they reach the cache (:func:`asdlib.features.log_mel`).
+
+Speed (issue 13): a 16-bit WAV is read as integers and only the channels the inputs need are
+converted to float32 (bit for bit what ``librosa.load`` gives); a file's hash is computed once per
+process (memoised on its path, size, modification time and inode); the cache object is built
+once per worker; and :class:`FeatureExtractor` keeps one pool of worker processes for many calls
+(every machine type, train and test, of a run).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache as _memoise
 from importlib.metadata import version
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import soundfile as sf
 from tqdm import tqdm
 
 from .config import Config
-from .data import DataError, load_clip
-from .features import InputSpec, input_waveforms, log_mel
+from .data import DataError, declared_frames, load_clip
+from .features import InputSpec, input_waveforms, log_mel_frames, mel_filters, stack_frames
+from .fileio import atomic_write_bytes, sha256_file
 
-CACHE_FORMAT = 1
+#: Version of the entry layout; part of every key (2: ``.npy`` bytes + their SHA-256).
+CACHE_FORMAT = 2
+_CHECKSUM_BYTES = 32
+_PCM16_SCALE = np.float32(1.0 / 32768.0)  # libsndfile's int16 -> float normalisation (exact)
 
 
+class CacheWarning(UserWarning):
+    """A damaged feature-cache entry was found (and is being recomputed)."""
+
+
+@_memoise
 def _versions() -> dict[str, str]:
     return {name: version(name) for name in ("asdlib", "librosa", "numpy", "soundfile")}
 
 
 def default_cache_dir() -> Path:
-    """``$ASDLIB_CACHE`` or ``~/.cache/asdlib/features``."""
+    """``$ASDLIB_CACHE/features``, default ``~/.cache/asdlib/features``."""
     return Path(os.environ.get("ASDLIB_CACHE", Path.home() / ".cache" / "asdlib")) / "features"
 
 
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _stat_key(path: str | Path) -> tuple:
+    st = os.stat(path)
+    return (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    """SHA-256 of a file's bytes, computed once per process while the file is unchanged.
 
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` atomically (readers see the old file or the whole new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    The memo is keyed on the path, device, inode, size and modification time (ns), so a file
+    rewritten in place gets a new digest.
+    """
+    key = _stat_key(path)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = _DIGESTS[key] = sha256_file(path)
+    return digest
 
 
 class FeatureCache:
-    """Log-mel spectrograms on disk, keyed by content and parameters.
+    """Log-mel spectrograms on disk, keyed by content and parameters, each entry checksummed.
 
     Parameters
     ----------
@@ -69,6 +93,9 @@ class FeatureCache:
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self._versions = _versions()
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({str(self.directory)!r})"
 
     def key(self, content_digest: str, spec: InputSpec, config: Config) -> str:
         """The entry's key: a hash of contents, input, feature parameters and library versions."""
@@ -81,51 +108,142 @@ class FeatureCache:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
+        """File of the entry ``key``."""
         return self.directory / key[:2] / f"{key}.npy"
 
     def get(self, key: str) -> np.ndarray | None:
-        """The cached array, or None (a damaged entry counts as missing and is removed)."""
-        path = self._path(key)
-        if not path.exists():
-            return None
+        """The cached array, or None when absent or damaged.
+
+        A damaged entry (its bytes no longer match their stored SHA-256, or they do not parse) is
+        removed with a :class:`CacheWarning` naming it; the caller recomputes it.
+        """
+        path = self.path(key)
         try:
-            return np.load(path)
-        except (ValueError, OSError, EOFError):
-            path.unlink(missing_ok=True)
+            data = path.read_bytes()
+        except FileNotFoundError:
             return None
+        body, stored = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
+        problem = None
+        if len(data) <= _CHECKSUM_BYTES or hashlib.sha256(body).digest() != stored:
+            problem = "its checksum does not match its contents"
+        else:
+            try:
+                return np.load(io.BytesIO(body), allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                problem = f"it does not parse ({err})"
+        warnings.warn(f"feature cache entry {path} is damaged ({problem}); recomputing it", CacheWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
 
     def put(self, key: str, array: np.ndarray) -> None:
-        """Store ``array`` atomically."""
-        atomic_save_npy(self._path(key), array)
+        """Store ``array`` atomically, followed by the SHA-256 of its ``.npy`` bytes."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        body = buffer.getvalue()
+        atomic_write_bytes(self.path(key), body + hashlib.sha256(body).digest())
 
 
-def clip_logmels(path: str | Path, specs: Sequence[InputSpec], config: Config, cache: FeatureCache | None) -> list[np.ndarray]:
+def read_inputs(path: str | Path, specs: Sequence[InputSpec], config: Config = Config()) -> np.ndarray:
+    """Read one clip and build its input waveforms, decoding only the channels the inputs need.
+
+    A 16-bit PCM file (MIMII's format) is read as integers and only the needed channels are
+    converted to float32 (``x / 32768``: exactly what ``soundfile``/``librosa.load`` give); the
+    channel mean is computed from the integer sum, which equals ``librosa.load(mono=True)`` bit for
+    bit. Any other file, or one that fails a check, goes through :func:`asdlib.data.load_clip`
+    (which validates it and names the problem).
+
+    Parameters
+    ----------
+    path : str or Path
+    specs : sequence of InputSpec
+    config : Config
+        Uses ``sr`` (files at another rate are refused) and ``n_fft`` (shortest clip).
+
+    Returns
+    -------
+    np.ndarray [shape=(len(specs), n_samples), dtype=float32]
+        Same values as ``input_waveforms(load_clip(path), specs)``.
+    """
+    mics = sorted({m for spec in specs for m in spec.mics})
+    pcm = None
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            if (handle.subtype == "PCM_16" and handle.samplerate == config.sr and handle.channels > mics[-1]
+                    and handle.frames >= config.n_fft):
+                declared = declared_frames(path)
+                if declared is None or declared <= handle.frames:
+                    pcm = handle.read(dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pcm = None
+    if pcm is None or len(pcm) < config.n_fft:  # the checked reader: errors and warnings name the file
+        audio = load_clip(path, mics, sr=config.sr, min_samples=config.n_fft)
+        full = np.zeros((mics[-1] + 1, audio.shape[1]), dtype=audio.dtype)
+        full[mics] = audio
+        return input_waveforms(full, specs)
+    columns: dict[int, np.ndarray] = {}
+
+    def column(m: int) -> np.ndarray:
+        if m not in columns:
+            columns[m] = pcm[:, m].astype(np.float32) * _PCM16_SCALE
+        return columns[m]
+
+    out = np.empty((len(specs), len(pcm)), dtype=np.float32)
+    for row, spec in zip(out, specs):
+        if spec.mean:
+            n = len(spec.mics)
+            total = pcm[:, :n].sum(axis=1, dtype=np.int32).astype(np.float32)  # exact: |sum| < 2**24
+            np.multiply(total / np.float32(n), _PCM16_SCALE, out=row)
+        elif spec.other is None:
+            row[:] = column(spec.ref)
+        else:
+            np.subtract(column(spec.ref), column(spec.other), out=row)
+    return out
+
+
+def clip_logmels(
+    path: str | Path, specs: Sequence[InputSpec], config: Config, cache: FeatureCache | None, *, digest: str | None = None
+) -> list[np.ndarray]:
     """Log-mels of one clip for each spec, from the cache when possible.
+
+    Parameters
+    ----------
+    path : str or Path
+    specs : sequence of InputSpec
+    config : Config
+    cache : FeatureCache or None
+    digest : str, optional
+        The file's SHA-256 if already known (else computed once per process, :func:`file_digest`).
 
     Returns
     -------
     list of np.ndarray [shape=(T, n_mels)]
         Time-major, so that 5 consecutive rows flattened are one frame-major input vector.
+
+    Raises
+    ------
+    ValueError
+        The clip gives non-finite features (the message names the file); nothing is cached.
     """
+    return _clip_logmels(path, specs, config, cache, digest)[0]
+
+
+def _clip_logmels(path, specs, config, cache, digest):
+    hits: list[np.ndarray | None] = [None] * len(specs)
     keys = None
     if cache is not None:
-        digest = file_digest(path)
+        digest = digest or file_digest(path)
         keys = [cache.key(digest, spec, config) for spec in specs]
         hits = [cache.get(k) for k in keys]
-        if all(h is not None for h in hits):
-            return hits
-    mics = sorted({m for spec in specs for m in spec.mics})
-    audio = load_clip(path, mics, sr=config.sr, min_samples=config.n_fft)
-    full = np.zeros((max(mics) + 1, audio.shape[1]), dtype=audio.dtype)
-    full[mics] = audio
-    waves = input_waveforms(full, specs)
-    mels = np.ascontiguousarray(np.swapaxes(log_mel(waves, config), -1, -2))  # (n_specs, T, n_mels)
-    out = list(mels)
-    if cache is not None:
-        for key, mel in zip(keys, out):
-            cache.put(key, mel)
-    return out
+    missing = [i for i, h in enumerate(hits) if h is None]
+    if missing:
+        waves = read_inputs(path, [specs[i] for i in missing], config)
+        mels = log_mel_frames(waves, config, source=str(path))  # raises before anything is cached
+        for i, mel in zip(missing, mels):
+            if cache is not None:
+                cache.put(keys[i], mel)
+            hits[i] = mel
+    return hits, digest
 
 
 @dataclass
@@ -154,10 +272,124 @@ class FeatureSet:
         return self.vectors[spec if isinstance(spec, str) else spec.name]
 
 
-def _worker(args):
-    path, specs, config, cache_dir = args
-    cache = FeatureCache(cache_dir) if cache_dir is not None else None
-    return clip_logmels(path, specs, config, cache)
+# -- worker processes -------------------------------------------------------------------------
+
+_WORKER_CACHE: FeatureCache | None = None
+
+
+def _init_worker(cache_dir: str | None) -> None:
+    global _WORKER_CACHE
+    _WORKER_CACHE = FeatureCache(cache_dir) if cache_dir is not None else None
+
+
+def _worker(job):
+    path, digest, specs, config = job
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mels, digest = _clip_logmels(path, specs, config, _WORKER_CACHE, digest)
+    return mels, digest, [(w.category, str(w.message)) for w in caught]
+
+
+class FeatureExtractor:
+    """Feature extraction for many calls with one cache object and one pool of worker processes.
+
+    Start it once per run and call :meth:`extract` for every machine type's train and test
+    clips: the workers (and their imports) start once, at the first call that needs them, and
+    each file's hash is computed once per run. Close it (or use it as a context manager) to stop
+    the workers.
+
+    Parameters
+    ----------
+    cache : FeatureCache, optional
+        On-disk cache; None computes everything.
+    n_jobs : int
+        Worker processes (1: in this process).
+    progress : bool
+        Show a progress bar per call.
+
+    Examples
+    --------
+    >>> with FeatureExtractor(FeatureCache(), n_jobs=2) as extract:  # doctest: +SKIP
+    ...     train = extract(train_paths, inputs, config, desc="fan train features")
+    ...     test = extract(test_paths, inputs, config, desc="fan test features")
+    """
+
+    def __init__(self, cache: FeatureCache | None = None, n_jobs: int = 1, progress: bool = True):
+        if int(n_jobs) < 1:
+            raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
+        self.cache = cache
+        self.n_jobs = int(n_jobs)
+        self.progress = progress
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "FeatureExtractor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (pending work is cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self, config: Config) -> ProcessPoolExecutor:
+        if self._pool is None:
+            mel_filters(config)  # import librosa's filters and build the mel matrix once, before forking
+            cache_dir = str(self.cache.directory) if self.cache is not None else None
+            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, initializer=_init_worker, initargs=(cache_dir,))
+        return self._pool
+
+    def __call__(self, paths, specs, config: Config = Config(), *, desc: str = "features") -> FeatureSet:
+        return self.extract(paths, specs, config, desc=desc)
+
+    def extract(
+        self, paths: Sequence[str | Path], specs: Sequence[InputSpec], config: Config = Config(), *, desc: str = "features"
+    ) -> FeatureSet:
+        """Input vectors of every clip for every spec (see :func:`extract_features`)."""
+        specs = list(dict.fromkeys(specs))
+        paths = [str(p) for p in paths]
+        if not paths:
+            raise DataError("no clip to extract features from (the selection is empty)")
+        if not specs:
+            raise ValueError("no input to extract (the list of InputSpec is empty)")
+        bar = tqdm(total=len(paths), desc=desc, unit="clip", disable=not self.progress, leave=False)
+        results = []
+        try:
+            if self.n_jobs > 1 and len(paths) > 1:
+                stat_keys = [_stat_key(p) if self.cache is not None else None for p in paths]
+                jobs = [(p, _DIGESTS.get(k) if k else None, specs, config) for p, k in zip(paths, stat_keys)]
+                chunk = max(1, min(16, len(paths) // (4 * self.n_jobs)))
+                for key, (mels, digest, caught) in zip(stat_keys, self._executor(config).map(_worker, jobs, chunksize=chunk)):
+                    if key is not None and digest is not None:
+                        _DIGESTS[key] = digest
+                    for category, message in caught:
+                        warnings.warn(message, category, stacklevel=2)
+                    results.append(mels)
+                    bar.update()
+            else:
+                for p in paths:
+                    results.append(_clip_logmels(p, specs, config, self.cache, None)[0])
+                    bar.update()
+        except BaseException:
+            self.close()  # an interrupt or error leaves no worker behind
+            raise
+        finally:
+            bar.close()
+        return _assemble(results, specs, paths, config)
+
+
+def _assemble(results: list[list[np.ndarray]], specs: list[InputSpec], paths: list[str], config: Config) -> FeatureSet:
+    """Per-clip time-major log-mels -> stacked vectors (through :func:`asdlib.features.stack_frames`)."""
+    n = config.n_frames
+    vectors = {
+        spec.name: np.concatenate([stack_frames(np.swapaxes(r[j], -1, -2), n) for r in results]).astype(np.float32, copy=False)
+        for j, spec in enumerate(specs)
+    }
+    lengths = [r[0].shape[0] - n + 1 for r in results]
+    clip_index = np.repeat(np.arange(len(paths)), lengths)
+    return FeatureSet(vectors=vectors, clip_index=clip_index, paths=paths)
 
 
 def extract_features(
@@ -171,6 +403,9 @@ def extract_features(
     desc: str = "features",
 ) -> FeatureSet:
     """Input vectors of every clip for every spec (cached, optionally in parallel).
+
+    One call starts (and stops) its own workers; for many calls in a run use one
+    :class:`FeatureExtractor`.
 
     Parameters
     ----------
@@ -186,36 +421,12 @@ def extract_features(
         Worker processes (1: in this process).
     progress : bool
         Show a progress bar.
+    desc : str
+        The progress bar's label.
 
     Returns
     -------
     FeatureSet
     """
-    specs = list(dict.fromkeys(specs))
-    paths = [str(p) for p in paths]
-    if not paths:
-        raise DataError("no clip to extract features from (the selection is empty)")
-    cache_dir = cache.directory if cache is not None else None
-    jobs = [(p, specs, config, cache_dir) for p in paths]
-    bar = tqdm(total=len(paths), desc=desc, unit="clip", disable=not progress, leave=False)
-    results = []
-    if n_jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            for mels in pool.map(_worker, jobs, chunksize=max(1, min(32, len(paths) // (4 * n_jobs)))):
-                results.append(mels)
-                bar.update()
-    else:
-        for job in jobs:
-            results.append(_worker(job))
-            bar.update()
-    bar.close()
-    n = config.n_frames
-    vectors = {}
-    for j, spec in enumerate(specs):
-        per_clip = [np.lib.stride_tricks.sliding_window_view(r[j], n, axis=0) for r in results]  # (T-n+1, n_mels, n)
-        vectors[spec.name] = np.concatenate(
-            [w.transpose(0, 2, 1).reshape(w.shape[0], -1) for w in per_clip]
-        ).astype(np.float32, copy=False)
-    lengths = [r[0].shape[0] - n + 1 for r in results]
-    clip_index = np.repeat(np.arange(len(paths)), lengths)
-    return FeatureSet(vectors=vectors, clip_index=clip_index, paths=paths)
+    with FeatureExtractor(cache, n_jobs=n_jobs, progress=progress) as extractor:
+        return extractor.extract(paths, specs, config, desc=desc)

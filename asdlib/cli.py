@@ -1,14 +1,19 @@
 """The ``asdlib`` command line: simulate, download, run grids, show tables, score WAV files.
 
-Exit codes: 0 success; 2 a user mistake (bad option, missing folder, invalid spec: one line on
-stderr, no traceback); 130 interrupted (finished work is kept; run the same command to resume);
-1 an unexpected error (with traceback: please report it).
+Every command is parsed here (one parser, one error convention). Exit codes: 0 success; 2 a user
+mistake (bad option, missing folder, invalid spec, full disk: one line on stderr naming the file
+or field and the fix, no traceback); 1 a failure that is not the user's input -- a broken download
+(one line saying how to resume) or an unexpected error (with traceback: please report it);
+130 interrupted (finished work is kept; run the same command to resume). Warnings and errors are
+printed on their own lines, never on top of a progress bar.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import errno
+import math
 import sys
+import warnings
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -26,8 +31,27 @@ class UserError(Exception):
     """A mistake of the user's: printed as one line, exit code 2."""
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.replace(",", " ").split()]
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake raises :class:`UserError` (one line) instead of printing the usage."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _device(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"device {text!r} is not one of auto, cpu, cuda, cuda:N")
 
 
 def _pair(text: str) -> list[int]:
@@ -40,7 +64,7 @@ def _pair(text: str) -> list[int]:
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("experiment (a profile, then overrides)")
-    g.add_argument("--profile", default="quick", help="named profile: quick (default), paper or smoke")
+    g.add_argument("--profile", default="book", help="named profile: book (default, what the book shows), quick, paper or smoke")
     g.add_argument("--spec", type=Path, help="a YAML/JSON spec file (overrides --profile)")
     g.add_argument("--data-root", help="a MIMII folder; default: the embedded simulator")
     g.add_argument("--machines", nargs="+", help="machine types, e.g. fan valve")
@@ -122,15 +146,32 @@ def cmd_table(args) -> int:
     return 0
 
 
+def _check_output_file(path: Path, option: str) -> None:
+    """A file to be written: not an existing folder, and its folder must exist."""
+    if path.is_dir():
+        raise UserError(f"{option} {str(path)!r} is a folder; give a file name such as {str(path / 'detector.pt')!r}")
+    if not path.parent.is_dir():
+        raise UserError(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it first")
+
+
 def cmd_fit(args) -> int:
     from .config import Config
     from .data import scan_mimii, split_machine
     from .detector import AutoencoderDetector
 
+    _check_output_file(args.out, "--out")
+    if args.n_train < 3:
+        raise UserError(f"--n-train {args.n_train} is too few: the threshold's gamma fit needs at least 3 normal clips")
+    try:
+        config = Config(epochs=args.epochs)
+    except ValueError as err:
+        raise UserError(f"--epochs: {err}") from None
     manifest = scan_mimii(args.data_root, machines=[args.machine])
-    split = split_machine(manifest, args.machine, n_train=args.n_train, n_test=2, seed=0)
-    det = AutoencoderDetector(args.model, tuple(args.mics) if args.mics else None, args.alpha, args.score,
-                              Config(epochs=args.epochs), device=args.device)
+    # fitting uses normal clips only: a training-only split (no abnormal clip needed)
+    split = split_machine(manifest, args.machine, n_train=args.n_train, n_test=0, seed=0)
+    alpha = {} if args.alpha is None else {"alpha": args.alpha}
+    det = AutoencoderDetector(args.model, tuple(args.mics) if args.mics else None, score=args.score, config=config,
+                              device=args.device, **alpha)
     det.fit(split.train)
     det.save(args.out)
     print(f"saved {args.out}: {det.spec_.name}, threshold ({args.score}) {det.offset_:.4g}")
@@ -142,7 +183,13 @@ def cmd_score(args) -> int:
 
     if not Path(args.detector).is_file():
         raise UserError(f"detector file {str(args.detector)!r} does not exist; make one with `asdlib fit`")
-    det = AutoencoderDetector.load(args.detector, device=args.device, cache=None)
+    try:
+        det = AutoencoderDetector.load(args.detector, device=args.device, cache=None)
+    except RuntimeError as err:  # load_state_dict: missing keys or wrong shapes
+        if "state_dict" not in str(err):
+            raise
+        raise UserError(f"{args.detector}: not a detector of this asdlib version ({str(err).splitlines()[0]}); "
+                        "fit it again with `asdlib fit`") from None
     if args.score:
         det.score = args.score
     scores = det.score_samples(args.wavs)
@@ -171,16 +218,84 @@ def cmd_features(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``asdlib download``."""
+    from .config import MACHINES
+
+    parser.add_argument("--root", required=True, type=Path, help="data folder (archives/ and <snr>_dB_<machine>/)")
+    parser.add_argument("--machines", nargs="+", metavar="MACHINE", help=f"any of {', '.join(MACHINES)} (default: all)")
+    parser.add_argument("--snr", nargs="+", type=int, metavar="DB", help="any of -6 0 6 (default: all)")
+    parser.add_argument("--base-url", help="download <base-url>/<file> instead of from Zenodo (a mirror)")
+    parser.add_argument("--list", action="store_true", help="print the selected archives and their sizes, then exit")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--no-keep-archives", dest="keep_archives", action="store_false",
+                        help="delete each zip file once it is unpacked")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def cmd_download(args) -> int:
+    from .download import archives, download_mimii, listing
+
+    rows = archives(args.machines, args.snr)
+    if args.list:
+        print(listing(rows))
+        return 0
+    size_gb = rows["bytes"].sum() / 1e9
+    if not args.yes:
+        if not _stdin_is_tty():
+            raise UserError(f"this downloads {size_gb:.1f} GB; pass --yes to confirm when not running in a terminal")
+        answer = input(f"Download {len(rows)} archive(s), {size_gb:.1f} GB (+ about {size_gb:.1f} GB "
+                       f"unpacked) into {args.root}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing downloaded", file=sys.stderr)
+            return 0
+    folders = download_mimii(args.root, args.machines, args.snr, base_url=args.base_url,
+                             keep_archives=args.keep_archives, progress=args.progress)
+    for folder in folders:
+        print(folder)
+    return 0
+
+
+def _add_simulate(sub, options: bool = True) -> None:
+    """``asdlib simulate``: its options and its run function come from :mod:`asdlib.simulate.cli`.
+
+    ``options=False`` only lists the command (importing the simulator takes seconds; other commands skip it).
+    """
+    help_ = "generate a MIMII-like data set (see `asdlib simulate --help`)"
+    if not options:
+        sub.add_parser("simulate", help=help_)
+        return
+    from .simulate import cli as sim
+
+    p = sub.add_parser("simulate", help=help_, description=sim.DESCRIPTION, epilog=sim.EPILOG)
+    sim.add_arguments(p)
+    p.set_defaults(func=sim.run)
+
+
+def build_parser(simulate_options: bool = True) -> argparse.ArgumentParser:
+    """The ``asdlib`` parser, every command in it (``simulate_options=False``: without simulate's options)."""
+    parser = _ArgumentParser(
         prog="asdlib",
         description="Anomalous sound detection with spatial information: the companion of Luzón-Álvarez et al. (2025).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("simulate", help="generate a MIMII-like data set (see `asdlib simulate --help`)", add_help=False)
-    sub.add_parser("download", help="download real MIMII archives from Zenodo (see `asdlib download --help`)", add_help=False)
+    _add_simulate(sub, simulate_options)
+
+    p = sub.add_parser(
+        "download", help="download real MIMII archives from Zenodo (see `asdlib download --help`)",
+        description="Download and unpack the MIMII dataset (Zenodo record 3384388, CC BY-SA 4.0; 12 archives, "
+                    "about 100 GB, as much again unpacked). Re-running resumes.")
+    add_download_arguments(p)
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("run", help="run (or resume) an experiment grid into a results folder")
     add_spec_arguments(p)
@@ -202,18 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--machine", required=True)
     p.add_argument("--model", choices=["baseline", "dual", "multi"], default="dual")
     p.add_argument("--mics", nargs="+", type=int, help="microphones (default 0 for the baseline, 0 4 otherwise)")
-    p.add_argument("--alpha", type=float)
+    p.add_argument("--alpha", type=_finite_float, help="weight of the difference channel (default 1)")
     p.add_argument("--score", choices=["mse", "mahalanobis"], default="mse")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--n-train", type=int, default=1000)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n-train", type=int, default=1000, help="normal clips to train on (default 1000)")
+    p.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--out", type=Path, required=True, help="detector file to write, e.g. fan.pt")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("score", help="score WAV files with a saved detector")
     p.add_argument("--detector", type=Path, required=True)
     p.add_argument("--score", choices=["mse", "mahalanobis"])
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("wavs", nargs="+")
     p.set_defaults(func=cmd_score)
 
@@ -224,28 +339,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_progress_bars() -> None:
+    """Close live tqdm bars so that the next line is printed on a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, written above any progress bar (``tqdm.write``)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"asdlib: warning: {message}", file=sys.stderr)
+
+
+# torch.save's messages when the disk fills up (its C++ writer hides the errno)
+_TORCH_WRITE_FAILURES = ("basic_ios::clear", "file write failed", "unexpected pos")
+
+
+def _no_space_message(err: BaseException, args) -> str | None:
+    """"no space left on <path>" for a full disk (OSError ENOSPC, or torch's stream error), else None."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = err.filename or getattr(args, "out", None) or getattr(args, "results", None) or "the disk"
+        return f"no space left on {where}; free some space (or choose another folder) and run the same command again"
+    if isinstance(err, RuntimeError) and any(text in str(err) for text in _TORCH_WRITE_FAILURES):
+        where = getattr(args, "out", None) or getattr(args, "results", None) or "the disk"
+        return (f"no space left on {where} (torch could not write: {str(err).splitlines()[0]}); "
+                "free some space and run the same command again")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``asdlib`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("simulate", "download"):
-        from importlib import import_module
+    commands = ("simulate", "download", "run", "cells", "table", "fit", "score", "features")
+    prog = f"asdlib {argv[0]}" if argv and argv[0] in commands else "asdlib"
+    # SpecError, DataError, CheckpointError, ... are ValueErrors: nothing to import before it is needed
+    user_errors = (UserError, ValueError, FileNotFoundError)
+    args = None
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            parser = build_parser(simulate_options=not argv or argv[0] not in commands or argv[0] == "simulate")
+            args = parser.parse_args(argv)
+            if not getattr(args, "func", None):
+                parser.print_help()
+                return 2
+            args.argv = argv
+            return args.func(args)
+        except SystemExit as exit_:  # --help (or a command that exits by itself)
+            return exit_.code if isinstance(exit_.code, int) else 0
+        except KeyboardInterrupt:
+            _close_progress_bars()
+            print(f"{prog}: interrupted; finished work is kept, run the same command to resume", file=sys.stderr)
+            return 130
+        except (OSError, RuntimeError, *user_errors) as err:
+            download = sys.modules.get("asdlib.download")
+            if download is not None and isinstance(err, download.DownloadError):
+                _close_progress_bars()  # network or checksum: not the user's input; the message says how to resume
+                print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+                return 1
+            message = _no_space_message(err, args)
+            if message is None:
+                if isinstance(err, user_errors):
+                    message = str(err)
+                elif isinstance(err, (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)):
+                    message = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+                else:
+                    raise  # unexpected: keep the traceback
+            _close_progress_bars()
+            print(f"{prog}: error: {_one_line(message)}", file=sys.stderr)
+            return 2
 
-        return import_module(f"asdlib.{argv[0]}").main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    from .data import DataError
-    from .experiments import SpecError
 
-    try:
-        return args.func(args)
-    except (UserError, SpecError, DataError, FileNotFoundError, ValueError) as err:
-        print(f"asdlib {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\nasdlib {args.command}: interrupted; finished work is kept, run the same command to resume", file=sys.stderr)
-        return 130
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ baseline's and the comment says so.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .geometry import N_MICS, SR  # noqa: F401  (re-exported: the array's constants live in geometry)
+
 MACHINES = ("fan", "pump", "slider", "valve")
-N_MICS = 8
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Config:
     """
 
     # --- features (paper 3.3; DCASE baseline) ---
-    sr: int = 16_000  # MIMII is 16 kHz; no resampling, files at another rate are refused
+    sr: int = SR  # MIMII is 16 kHz; no resampling, files at another rate are refused
     n_fft: int = 1024  # "frame size of 1,024 samples" (64 ms)
     hop_length: int = 512  # "50 % overlap"
     n_mels: int = 128  # "128 filters"
@@ -43,11 +46,35 @@ class Config:
     batch_size: int = 256
     lr: float = 1e-3  # Adam
     validation_split: float = 0.1  # baseline: 10 % of the *vectors* held out, only monitored
-    alpha: float = 1.0  # weight of the difference channel in eqs. (4) and (7); the paper sweeps it
 
     # --- scoring and threshold ---
     max_condition: float = 1e6  # covariance regularised to this condition number (see scoring)
     gamma_percentile: float = 0.9  # decision threshold: 90th percentile of a gamma fit (paper 2)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field outside its allowed range (or of the wrong type)."""
+        def number(name: str, ok, allowed: str, integer: bool = False) -> None:
+            value = getattr(self, name)
+            kind = numbers.Integral if integer else numbers.Real
+            if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or not ok(value):
+                raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} {allowed}, got {value!r}")
+
+        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_frames", "hidden_dim", "n_hidden_layers",
+                     "latent_dim", "epochs", "batch_size"):
+            number(name, lambda v: v >= 1, ">= 1", integer=True)
+        number("power", lambda v: v > 0, "> 0")
+        number("fmin", lambda v: v >= 0, ">= 0")
+        if self.fmax is not None:
+            number("fmax", lambda v: self.fmin < v <= self.sr / 2, f"in (fmin, sr/2] = ({self.fmin}, {self.sr / 2}] or null")
+        number("bn_momentum", lambda v: 0 <= v <= 1, "in [0, 1]")
+        number("bn_eps", lambda v: v > 0, "> 0")
+        number("lr", lambda v: v > 0, "> 0")
+        number("validation_split", lambda v: 0 <= v < 1, "in [0, 1)")
+        number("max_condition", lambda v: v > 1, "> 1")
+        number("gamma_percentile", lambda v: 0 < v < 1, "in (0, 1)")
 
     @property
     def input_dim(self) -> int:

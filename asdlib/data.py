@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .config import MACHINES, N_MICS
+from .config import MACHINES
+from .geometry import N_MICS
 
 LABELS = ("normal", "abnormal")
 MANIFEST_COLUMNS = ["path", "relpath", "machine", "snr_db", "machine_id", "label", "clip"]
@@ -29,6 +31,10 @@ _SNR_RE = re.compile(r"^(?P<sign>-|\+|min|minus|neg|m)?(?P<value>\d+(?:\.\d+)?)_
 
 class DataError(ValueError):
     """A problem with the user's data: the message names the file and the fix."""
+
+
+class TruncatedAudioWarning(UserWarning):
+    """A WAV file holds fewer frames than its header declares (an interrupted copy or download)."""
 
 
 def parse_snr(folder_name: str) -> float | None:
@@ -60,8 +66,9 @@ def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = 
     -------
     pandas.DataFrame
         One row per clip, sorted by ``relpath``, with columns ``path`` (absolute), ``relpath``
-        (relative to ``root``: stable across machines), ``machine``, ``snr_db`` (NaN when no
-        folder above names it), ``machine_id`` (``"id_00"``), ``label`` (``"normal"`` or
+        (relative to ``root``: stable across machines), ``machine``, ``snr_db`` (from the
+        nearest SNR folder between ``root`` and the machine folder, else from ``root``'s own name,
+        else NaN: a machine folder straight under ``root`` is a valid layout), ``machine_id`` (``"id_00"``), ``label`` (``"normal"`` or
         ``"abnormal"``) and ``clip`` (file stem). :func:`add_audio_info` adds the audio format.
 
     Raises
@@ -69,7 +76,7 @@ def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = 
     FileNotFoundError
         ``root`` does not exist.
     DataError
-        No clip in the MIMII layout was found under ``root``.
+        No clip in the MIMII layout was found under ``root``, or a folder is named like a clip.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -78,18 +85,23 @@ def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = 
             "download the data with `asdlib download --root DIR`, or simulate some with `asdlib simulate --out DIR`."
         )
     rows = []
+    root_snr = parse_snr(root.resolve().name)  # root itself is an SNR folder, e.g. ".../0_dB_fan"
     for path in root.rglob("*.wav"):
         label_dir = path.parent
         id_dir = label_dir.parent
         machine_dir = id_dir.parent
         if label_dir.name not in LABELS or not _ID_RE.match(id_dir.name):
             continue
+        if not path.is_file():
+            raise DataError(f"{path}: is a folder, not a WAV file; rename it or move it out of the data folder")
         machine = machine_dir.name.lower()
         snr = None
         for folder in reversed(path.relative_to(root).parts[:-4]):  # folders above <machine>/
             snr = parse_snr(folder)
             if snr is not None:
                 break
+        if snr is None:
+            snr = root_snr
         rows.append(
             {
                 "path": str(path.resolve()),
@@ -140,6 +152,40 @@ def _audio_info(path: Path):
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         raise DataError(f"{path}: not a readable WAV file ({err}). Re-download or delete this file.") from None
+
+
+def declared_frames(path: str | Path) -> int | None:
+    """Frames a RIFF/WAVE file's header declares (its ``data`` chunk size), or None if not a plain WAV.
+
+    libsndfile reports the frames actually present, so a file cut short (an interrupted copy)
+    reads without error; comparing with this number detects it.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                chunk_id, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if chunk_id == b"fmt ":
+                    fmt = fh.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    block_align = int.from_bytes(fmt[12:14], "little")
+                    if size % 2:
+                        fh.seek(1, 1)
+                elif chunk_id == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):  # 0 / -1: written by a stream
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + size % 2, 1)
+    except OSError:
+        return None
 
 
 def manifest_hash(manifest: pd.DataFrame) -> str:
@@ -203,6 +249,14 @@ def load_clip(
         audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise DataError(f"{path}: cannot decode audio ({err}); the file is corrupt. Re-download or delete it.") from None
+    declared = declared_frames(path)
+    if declared is not None and len(audio) < declared:
+        warnings.warn(
+            f"{path}: truncated WAV, read {len(audio)} of the {declared} frames its header declares; "
+            "using the frames read (re-download the file to use all of it)",
+            TruncatedAudioWarning,
+            stacklevel=2,
+        )
     audio = audio.T
     if mics is not None:
         audio = audio[list(mics)]
@@ -216,6 +270,9 @@ def load_clip(
 # ----------------------------------------------------------------------------------------------
 
 
+SPLIT_GROUPS = ("recording", "clip")
+
+
 @dataclass(frozen=True)
 class Split:
     """Training and test clips of one machine type.
@@ -225,7 +282,7 @@ class Split:
     train : pandas.DataFrame
         Normal clips only.
     test : pandas.DataFrame
-        Normal and abnormal clips, disjoint from ``train``.
+        Normal and abnormal clips, disjoint from ``train`` (empty for a training-only split).
     """
 
     train: pd.DataFrame
@@ -255,16 +312,42 @@ def _allocate(sizes: pd.Series, total: int) -> pd.Series:
     return counts
 
 
+def _test_sizes(n_test: int, anomalous_fraction: float) -> tuple[int, int]:
+    """(normal, abnormal) clips of a test set of ``n_test``."""
+    n_ab = round(n_test * anomalous_fraction)
+    return n_test - n_ab, n_ab
+
+
+def _valid_sizes(n_train: int, n_test: int, anomalous_fraction: float, train_only: bool) -> bool:
+    if n_train < 1:
+        return False
+    if train_only:
+        return True
+    n_norm, n_ab = _test_sizes(n_test, anomalous_fraction)
+    return n_norm >= 1 and n_ab >= 1
+
+
 def largest_split(n_normal: int, n_abnormal: int, n_train: int, n_test: int, anomalous_fraction: float = 0.5) -> tuple[int, int]:
-    """The largest ``(n_train, n_test)`` with the requested ratios that ``n_normal``/``n_abnormal`` clips allow."""
-    best = (0, 0)
+    """The largest valid ``(n_train, n_test)`` with the requested ratio that the clip counts allow.
+
+    Valid means ``n_train >= 1`` and, unless ``n_test`` is 0 (a training-only split), a test set
+    with at least one normal and one abnormal clip. ``(0, 0)`` when no valid split fits.
+    """
+    for tr, te in _candidates(n_train, n_test, anomalous_fraction):
+        te_norm, te_ab = _test_sizes(te, anomalous_fraction)
+        if tr + te_norm <= n_normal and te_ab <= n_abnormal:
+            return tr, te
+    return 0, 0
+
+
+def _candidates(n_train: int, n_test: int, anomalous_fraction: float):
+    """Valid (n_train, n_test) pairs with the requested ratio, largest first."""
+    seen = set()
     for scale in np.linspace(1.0, 0.0, 1001):
-        tr, te = int(n_train * scale), int(n_test * scale)
-        te_ab = round(te * anomalous_fraction)
-        if tr + te - te_ab <= n_normal and te_ab <= n_abnormal:
-            best = (tr, te)
-            break
-    return best
+        pair = (int(n_train * scale), int(n_test * scale))
+        if pair not in seen and _valid_sizes(*pair, anomalous_fraction, train_only=n_test == 0):
+            seen.add(pair)
+            yield pair
 
 
 def split_machine(
@@ -275,13 +358,22 @@ def split_machine(
     n_test: int = 200,
     anomalous_fraction: float = 0.5,
     seed: int = 0,
+    groups: str = "recording",
 ) -> Split:
     """The paper's split for one machine type.
 
     ``n_train`` normal clips for training and a test set of ``n_test`` clips (a fraction
     ``anomalous_fraction`` of them abnormal), disjoint, each stratified over machine ID and SNR
-    (the paper "mixes different individual units and noise levels"). The draw depends only on
-    ``seed`` and the clips' relative paths, so it is the same on every machine.
+    (the paper "mixes different individual units and noise levels"; clips with no SNR folder form
+    their own stratum). The draw depends only on ``seed`` and the clips' relative paths, so it is
+    the same on every machine.
+
+    MIMII mixes each recording with factory noise at -6, 0 and 6 dB and stores the three mixtures
+    under the same name (``id_00/normal/00000000.wav``) in three SNR folders. With
+    ``groups="recording"`` (default) a recording -- machine, ID, label and file name -- is on one
+    side only: the test clips are drawn first, then the training clips from the recordings the test
+    set does not use. ``groups="clip"`` draws clips independently (a recording may then be in
+    training at one SNR and in the test at another), for comparison.
 
     Parameters
     ----------
@@ -290,64 +382,110 @@ def split_machine(
     machine : str
         Machine type.
     n_train, n_test : int
-        Paper: 1,000 and 200.
+        Paper: 1,000 and 200. ``n_test=0`` gives a training-only split (no abnormal clip needed).
     anomalous_fraction : float
         Share of abnormal clips in the test set. The paper does not say; 0.5 by default.
     seed : int
         Seed of the draw.
+    groups : {"recording", "clip"}
+        Unit kept on one side of the split.
+
+    Returns
+    -------
+    Split
+        Exactly ``n_train`` training and ``n_test`` test clips.
 
     Raises
     ------
     SplitError
         The data has too few clips; the message gives the largest valid split.
     """
-    if n_train < 1 or n_test < 2:
-        raise SplitError(f"need n_train >= 1 and n_test >= 2, got n_train={n_train}, n_test={n_test}")
+    if groups not in SPLIT_GROUPS:
+        raise SplitError(f"split groups {groups!r} must be one of {list(SPLIT_GROUPS)}")
     if not 0 < anomalous_fraction < 1:
         raise SplitError(f"anomalous_fraction must be in (0, 1), got {anomalous_fraction}")
+    train_only = n_test == 0
+    if n_train < 1 or not (train_only or n_test >= 2):
+        raise SplitError(f"need n_train >= 1 and n_test >= 2 (or 0: no test set), got n_train={n_train}, n_test={n_test}")
+    n_test_norm, n_test_ab = _test_sizes(n_test, anomalous_fraction)
+    if not _valid_sizes(n_train, n_test, anomalous_fraction, train_only):
+        raise SplitError(f"a test set of {n_test} clips cannot hold both classes at anomalous_fraction={anomalous_fraction}")
     clips = manifest[manifest["machine"] == machine].sort_values("relpath", ignore_index=True)
     if clips.empty:
         raise SplitError(f"no clip of machine type {machine!r}; found {sorted(manifest['machine'].unique())}")
     normal = clips[clips["label"] == "normal"]
     abnormal = clips[clips["label"] == "abnormal"]
-    n_test_ab = round(n_test * anomalous_fraction)
-    n_test_norm = n_test - n_test_ab
-    if n_test_ab < 1 or n_test_norm < 1:
-        raise SplitError(f"a test set of {n_test} clips cannot hold both classes at anomalous_fraction={anomalous_fraction}")
-    if len(normal) < n_train + n_test_norm or len(abnormal) < n_test_ab:
-        tr, te = largest_split(len(normal), len(abnormal), n_train, n_test, anomalous_fraction)
+    split = _draw(normal, abnormal, n_train, n_test_norm, n_test_ab, [seed, _stable_int(machine)], groups)
+    if split is None:
+        def fits(tr: int, te: int) -> bool:
+            return _draw(normal, abnormal, tr, *_test_sizes(te, anomalous_fraction), [seed, _stable_int(machine)], groups) is not None
+
+        need = f"{n_train + n_test_norm} normal" + ("" if train_only else f" and {n_test_ab} abnormal")
+        grouped = " (no recording on both sides)" if groups == "recording" and not train_only else ""
+        proportional = next((c for c in _candidates(n_train, n_test, anomalous_fraction) if fits(*c)), None)
+        same_test = None
+        if proportional is None:
+            same_test = next((tr for tr in range(min(n_train, len(normal) - n_test_norm), 0, -1) if fits(tr, n_test)), None)
+        if proportional is not None:
+            hint = f"The largest valid split{grouped} with the same proportions is n_train={proportional[0]}, n_test={proportional[1]}."
+        elif same_test is not None:
+            hint = f"The largest valid split{grouped} with n_test={n_test} is n_train={same_test}, n_test={n_test}."
+        else:
+            hint = ("No valid split fits: a test set needs at least 1 normal and 1 abnormal clip "
+                    "besides at least 1 training clip.")
         raise SplitError(
             f"machine type {machine!r} has {len(normal)} normal and {len(abnormal)} abnormal clip(s); "
-            f"n_train={n_train}, n_test={n_test} needs {n_train + n_test_norm} normal and {n_test_ab} abnormal. "
-            f"The largest valid split with the same proportions is n_train={tr}, n_test={te}."
+            f"n_train={n_train}, n_test={n_test} needs {need}{grouped}. {hint}"
         )
-    rng = np.random.default_rng([seed, _stable_int(machine)])
+    if len(split.train) != n_train or len(split.test) != n_test:  # pragma: no cover - a bug, not bad data
+        raise AssertionError(f"split of {len(split.train)}/{len(split.test)} clips, asked {n_train}/{n_test}")
+    return split
 
-    def shuffled(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.iloc[rng.permutation(len(frame))]
 
-    normal = shuffled(normal)
-    abnormal = shuffled(abnormal)
-    normal_groups = normal.groupby(_stratum(normal), sort=True)
-    n_tr = _allocate(normal_groups.size(), n_train)
-    remaining = normal_groups.size() - n_tr
-    n_te = _allocate(remaining, n_test_norm)
-    train_parts, test_parts = [], []
-    for name, group in normal_groups:
-        train_parts.append(group.iloc[: n_tr[name]])
-        test_parts.append(group.iloc[n_tr[name] : n_tr[name] + n_te[name]])
-    ab_groups = abnormal.groupby(_stratum(abnormal), sort=True)
-    n_ab = _allocate(ab_groups.size(), n_test_ab)
-    for name, group in ab_groups:
-        test_parts.append(group.iloc[: n_ab[name]])
-    train = pd.concat(train_parts).sort_values("relpath", ignore_index=True)
-    test = pd.concat(test_parts).sort_values("relpath", ignore_index=True)
-    return Split(train=train, test=test)
+def _draw(normal, abnormal, n_train, n_test_norm, n_test_ab, seed, groups) -> Split | None:
+    """One stratified draw, or None when the clips cannot supply these sizes."""
+    if len(abnormal) < n_test_ab or len(normal) < n_train + n_test_norm:
+        return None
+    rng = np.random.default_rng(seed)
+    normal = normal.iloc[rng.permutation(len(normal))]
+    abnormal = abnormal.iloc[rng.permutation(len(abnormal))]
+    if groups == "clip":
+        sizes = _sizes(normal)
+        n_tr = _allocate(sizes, n_train)
+        n_te = _allocate(sizes - n_tr, n_test_norm)
+        rank, stratum = normal.groupby(_stratum(normal), sort=True).cumcount(), _stratum(normal)
+        first = stratum.map(n_tr)
+        train = normal[rank < first]
+        test_normal = normal[(rank >= first) & (rank < first + stratum.map(n_te))]
+    else:
+        test_normal = _take(normal, _allocate(_sizes(normal), n_test_norm))
+        pool = normal[~recording_key(normal).isin(set(recording_key(test_normal)))]
+        if len(pool) < n_train:
+            return None
+        train = _take(pool, _allocate(_sizes(pool), n_train))
+    test = pd.concat([test_normal, _take(abnormal, _allocate(_sizes(abnormal), n_test_ab))])
+    return Split(train=train.sort_values("relpath", ignore_index=True), test=test.sort_values("relpath", ignore_index=True))
+
+
+def _sizes(clips: pd.DataFrame) -> pd.Series:
+    return clips.groupby(_stratum(clips), sort=True).size()
+
+
+def _take(clips: pd.DataFrame, counts: pd.Series) -> pd.DataFrame:
+    """The first ``counts[s]`` clips (in the frame's order) of each stratum ``s``."""
+    stratum = _stratum(clips)
+    return clips[clips.groupby(stratum, sort=True).cumcount() < stratum.map(counts)]
 
 
 def _stratum(clips: pd.DataFrame) -> pd.Series:
-    """Stratum of each clip: machine ID and SNR."""
-    return clips["machine_id"] + "|" + clips["snr_db"].astype(str)
+    """Stratum of each clip: machine ID and SNR (``"none"`` when no folder names the SNR)."""
+    snr = clips["snr_db"].map(lambda v: "none" if pd.isna(v) else f"{float(v):g}")
+    return (clips["machine_id"].astype(str) + "|" + snr).astype(object)
+
+
+def recording_key(clips: pd.DataFrame) -> pd.Series:
+    """The recording a clip comes from: machine, ID, label and file name (the same in every SNR folder)."""
+    return (clips["machine"] + "/" + clips["machine_id"] + "/" + clips["label"] + "/" + clips["clip"]).astype(object)
 
 
 def _stable_int(text: str) -> int:

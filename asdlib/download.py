@@ -19,11 +19,10 @@ The result is the layout that :func:`asdlib.data.scan_mimii` reads,
 ``<root>/0_dB_fan/fan/id_00/normal/00000000.wav``. Re-running the command is cheap: unpacked
 archives are skipped without any network request, and verified archives are not downloaded again.
 
-Command line: ``asdlib download --root DIR [--machines ...] [--snr ...] [--list] [--yes]``.
+Command line (:mod:`asdlib.cli`): ``asdlib download --root DIR [--machines ...] [--snr ...] [--list] [--yes]``.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -40,6 +39,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 import pooch
 import requests
+from filelock import FileLock
 from tqdm import tqdm
 
 from .config import MACHINES
@@ -388,7 +388,9 @@ def unpack_archive(zip_path: str | Path, target_dir: str | Path, *, progress: bo
     All members are checked before anything is written: an absolute path, a ``..`` component
     or a symbolic link is refused. Files are written into a temporary sibling folder
     (``.<name>.unpacking-*``); a completion marker (``.asdlib-unpacked.json``) is written last
-    and the folder is renamed to ``target_dir``.
+    and the folder is renamed to ``target_dir``. A lock file (``.<name>.lock``, :mod:`filelock`)
+    lets one process at a time unpack into ``target_dir``: a second one started meanwhile waits,
+    then finds the folder complete and returns.
 
     Parameters
     ----------
@@ -415,6 +417,15 @@ def unpack_archive(zip_path: str | Path, target_dir: str | Path, *, progress: bo
         ``target_dir`` exists but was not unpacked by this function.
     """
     zip_path, target_dir = Path(zip_path), Path(target_dir)
+    if is_unpacked(target_dir):
+        return target_dir
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One unpacker per target at a time: another process waits here, then finds the marker.
+    with FileLock(str(target_dir.parent / f".{target_dir.name}.lock")):
+        return _unpack_locked(zip_path, target_dir, progress)
+
+
+def _unpack_locked(zip_path: Path, target_dir: Path, progress: bool) -> Path:
     if is_unpacked(target_dir):
         return target_dir
     if target_dir.exists():
@@ -548,43 +559,23 @@ def _download_one(row, root: Path, base_url: str | None, keep_archives: bool, pr
     if is_unpacked(target):
         return target
     url = f"{base_url.rstrip('/')}/{row.file}" if base_url else row.url
-    archive = fetch_archive(url, root / ARCHIVES_DIR, row.file, row.md5, row.bytes, progress=progress)
-    unpack_archive(archive, target, progress=progress)
-    if not keep_archives:
-        archive.unlink()
+    archives_dir = root / ARCHIVES_DIR
+    archives_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(archives_dir / f".{row.file}.lock")):  # two downloads of one archive: one waits
+        if is_unpacked(target):
+            return target
+        archive = fetch_archive(url, archives_dir, row.file, row.md5, row.bytes, progress=progress)
+        unpack_archive(archive, target, progress=progress)
+        if not keep_archives:
+            archive.unlink()
     return target
 
 
 # ----------------------------------------------------------------------------- command line
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not usage + message
-        raise _UsageError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="asdlib download",
-        description=f"Download and unpack the MIMII dataset (Zenodo {ZENODO_RECORD}, CC BY-SA 4.0; "
-                    "12 archives, about 100 GB, as much again unpacked). Re-running resumes.")
-    parser.add_argument("--root", required=True, type=Path, help="data folder (archives/ and <snr>_dB_<machine>/)")
-    parser.add_argument("--machines", nargs="+", metavar="MACHINE", help=f"any of {', '.join(MACHINES)} (default: all)")
-    parser.add_argument("--snr", nargs="+", type=int, metavar="DB", help="any of -6 0 6 (default: all)")
-    parser.add_argument("--base-url", help="download <base-url>/<file> instead of from Zenodo (a mirror)")
-    parser.add_argument("--list", action="store_true", help="print the selected archives and their sizes, then exit")
-    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument("--no-keep-archives", dest="keep_archives", action="store_false",
-                        help="delete each zip file once it is unpacked")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    return parser
-
-
-def _listing(rows: pd.DataFrame) -> str:
+def listing(rows: pd.DataFrame) -> str:
+    """A table of archives and sizes (``asdlib download --list``)."""
     width = max([len("archive"), *map(len, rows["file"])])
     lines = [f"{'archive':<{width}}  {'size':>9}"]
     lines += [f"{row.file:<{width}}  {row.bytes / 1e9:>6.2f} GB" for row in rows.itertuples()]
@@ -593,55 +584,11 @@ def _listing(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _confirmed(rows: pd.DataFrame, root: Path) -> bool:
-    size_gb = rows["bytes"].sum() / 1e9
-    answer = input(f"Download {len(rows)} archive(s), {size_gb:.1f} GB (+ about {size_gb:.1f} GB "
-                   f"unpacked) into {root}? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _stdin_is_tty() -> bool:
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def main(argv: Iterable[str] | None = None) -> int:
-    """Command line ``asdlib download``; returns the exit status.
+    """``python -m asdlib.download ...``: the same as ``asdlib download ...`` (see :mod:`asdlib.cli`)."""
+    from .cli import main as cli_main
 
-    0: done (or ``--list``, or the user answered no); 1: the download failed (the message says
-    how to resume); 2: a usage mistake (unknown machine or SNR, no ``--yes`` without a terminal).
-    """
-    parser = _parser()
-    try:
-        args = parser.parse_args(None if argv is None else list(argv))
-        rows = archives(args.machines, args.snr)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except (_UsageError, ValueError) as exc:
-        print(f"asdlib download: error: {exc}", file=sys.stderr)
-        return 2
-    if args.list:
-        print(_listing(rows))
-        return 0
-    if not args.yes:
-        if not _stdin_is_tty():
-            print(f"asdlib download: error: this downloads {rows['bytes'].sum() / 1e9:.1f} GB; "
-                  "pass --yes to confirm when not running in a terminal", file=sys.stderr)
-            return 2
-        if not _confirmed(rows, args.root):
-            print("nothing downloaded", file=sys.stderr)
-            return 0
-    try:
-        folders = download_mimii(args.root, args.machines, args.snr, base_url=args.base_url,
-                                 keep_archives=args.keep_archives, progress=args.progress)
-    except (ValueError, OSError) as exc:
-        print(f"asdlib download: error: {exc}", file=sys.stderr)
-        return 1
-    for folder in folders:
-        print(folder)
-    return 0
+    return cli_main(["download", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -11,17 +11,26 @@ Faithful to the DCASE 2023 Task 2 autoencoder baseline:
 
 The paper's two inputs for a microphone pair ``(r, o)`` are the reference channel ``x_r`` and the
 difference channel ``x_r - x_o``, computed on the waveforms, then sent through the same log-mel
-path (:func:`input_waveforms`).
+path (:func:`input_waveforms`). The DCASE baseline itself, given an 8-channel file, reads it with
+``librosa.load(mono=True)``: the average of the channels (:meth:`InputSpec.channel_mean`).
+
+The spectrogram is computed here with NumPy (centred frames, Hann window in float64, NumPy's
+``rfft``, cast to complex64, ``|S|**power``, the Slaney mel matrix in float32): the same arithmetic
+as ``librosa.feature.melspectrogram``, bit for bit (a test checks it), without librosa's per-call
+overheads (the mel matrix is built once per parameter set).
 """
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 
 import librosa
 import numpy as np
+import scipy.signal
 
-from .config import N_MICS, Config
+from .config import Config
+from .geometry import N_MICS
 
 #: Floor of the log: the baseline's ``sys.float_info.epsilon``.
 LOG_FLOOR = sys.float_info.epsilon
@@ -38,17 +47,28 @@ class InputSpec:
     other : int or None
         The microphone subtracted from ``ref`` (difference channel ``x_ref - x_other``),
         or None for the plain channel ``x_ref``.
+    mean : bool
+        The average of all the clip's channels instead (what ``librosa.load(mono=True)`` gives
+        the DCASE baseline); ``ref`` must then be 0 and ``other`` None. Use :meth:`channel_mean`.
 
     Examples
     --------
-    >>> InputSpec(0).name, InputSpec(2, 6).name
-    ('mic0', 'mic2-mic6')
+    >>> InputSpec(0).name, InputSpec(2, 6).name, InputSpec.channel_mean().name
+    ('mic0', 'mic2-mic6', 'mean')
     """
 
     ref: int
     other: int | None = None
+    mean: bool = False
+
+    @classmethod
+    def channel_mean(cls) -> "InputSpec":
+        """The average of all channels (the DCASE baseline's ``librosa.load(mono=True)``)."""
+        return cls(0, None, True)
 
     def __post_init__(self) -> None:
+        if self.mean and (self.ref != 0 or self.other is not None):
+            raise ValueError("the channel-mean input uses every channel: build it with InputSpec.channel_mean()")
         for mic in (self.ref, self.other):
             if mic is not None and not (isinstance(mic, (int, np.integer)) and 0 <= mic < N_MICS):
                 raise ValueError(f"microphone index {mic!r} is out of range: MIMII has mics 0-{N_MICS - 1}")
@@ -57,17 +77,23 @@ class InputSpec:
 
     @property
     def name(self) -> str:
-        """Short name used in file names and tables: ``mic0`` or ``mic0-mic4``."""
+        """Short name used in file names and tables: ``mic0``, ``mic0-mic4`` or ``mean``."""
+        if self.mean:
+            return "mean"
         return f"mic{self.ref}" if self.other is None else f"mic{self.ref}-mic{self.other}"
 
     @property
     def mics(self) -> tuple[int, ...]:
-        """Microphones this input reads."""
+        """Microphones this input reads (the channel mean reads all of them: ``0 .. N_MICS - 1``)."""
+        if self.mean:
+            return tuple(range(N_MICS))
         return (self.ref,) if self.other is None else (self.ref, self.other)
 
     @classmethod
     def parse(cls, name: str) -> "InputSpec":
         """Inverse of :attr:`name`."""
+        if name == "mean":
+            return cls.channel_mean()
         parts = name.split("-")
         try:
             mics = [int(p.removeprefix("mic")) for p in parts]
@@ -99,12 +125,13 @@ def input_waveforms(audio: np.ndarray, specs: list[InputSpec] | tuple[InputSpec,
     audio : np.ndarray [shape=(n_channels, n_samples)]
         The clip's channels (microphone ``m`` is row ``m``).
     specs : sequence of InputSpec
-        Which channels / differences to build.
+        Which channels / differences / channel mean to build.
 
     Returns
     -------
     np.ndarray [shape=(len(specs), n_samples)]
-        ``audio[ref]`` or ``audio[ref] - audio[other]`` for each spec, same dtype as ``audio``.
+        ``audio[ref]``, ``audio[ref] - audio[other]`` or ``audio.mean(axis=0)`` (the mean of all
+        rows, as ``librosa.to_mono``) for each spec, same dtype as ``audio``.
     """
     audio = np.asarray(audio)
     if audio.ndim != 2:
@@ -112,11 +139,17 @@ def input_waveforms(audio: np.ndarray, specs: list[InputSpec] | tuple[InputSpec,
     need = max(max(s.mics) for s in specs)
     if need >= audio.shape[0]:
         raise ValueError(f"input {specs} needs microphone {need}, but the clip has {audio.shape[0]} channel(s)")
-    rows = [audio[s.ref] if s.other is None else audio[s.ref] - audio[s.other] for s in specs]
+    rows = [_one_input(audio, s) for s in specs]
     return np.stack(rows)
 
 
-def log_mel(y: np.ndarray, config: Config = Config()) -> np.ndarray:
+def _one_input(audio: np.ndarray, spec: InputSpec) -> np.ndarray:
+    if spec.mean:
+        return np.mean(audio, axis=0, dtype=audio.dtype)
+    return audio[spec.ref] if spec.other is None else audio[spec.ref] - audio[spec.other]
+
+
+def log_mel(y: np.ndarray, config: Config = Config(), *, source: str | None = None) -> np.ndarray:
     """Log-mel energies as the DCASE baseline computes them.
 
     Parameters
@@ -126,28 +159,81 @@ def log_mel(y: np.ndarray, config: Config = Config()) -> np.ndarray:
     config : Config
         Uses ``sr, n_fft, hop_length, n_mels, power, fmin, fmax``.
 
+    source : str, optional
+        What the waveform is (a file name); errors name it.
+
     Returns
     -------
     np.ndarray [shape=(..., n_mels, n_frames)]
         ``10 / power * 2 * log10(max(mel, eps))`` (``10 * log10`` for power 2), float32.
         ``n_frames = 1 + n_samples // hop_length`` (centred frames).
+
+    Raises
+    ------
+    ValueError
+        NaN/Inf samples, fewer samples than one frame, or non-finite features (finite samples so
+        large that the power spectrum overflows float32, e.g. a float WAV scaled by 1e30).
     """
+    return np.swapaxes(log_mel_frames(y, config, source=source), -1, -2)
+
+
+def log_mel_frames(y: np.ndarray, config: Config = Config(), *, source: str | None = None) -> np.ndarray:
+    """:func:`log_mel`, time-major: ``(..., n_frames, n_mels)``, C-contiguous (what the cache stores).
+
+    ``log_mel_frames(y)`` equals ``np.swapaxes(log_mel(y), -1, -2)`` exactly.
+    """
+    what = source if source is not None else "waveform"
     y = np.asarray(y, dtype=np.float32)
     if not np.all(np.isfinite(y)):
-        raise ValueError("waveform contains NaN or Inf samples")
+        raise ValueError(f"{what}: contains NaN or Inf samples")
     if y.shape[-1] < config.n_fft:
-        raise ValueError(f"waveform has {y.shape[-1]} samples, fewer than one frame (n_fft={config.n_fft})")
-    mel = librosa.feature.melspectrogram(
-        y=y,
-        sr=config.sr,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        n_mels=config.n_mels,
-        power=config.power,
-        fmin=config.fmin,
-        fmax=config.fmax,
-    )
-    return (20.0 / config.power * np.log10(np.maximum(mel, LOG_FLOOR))).astype(np.float32)
+        raise ValueError(f"{what}: {y.shape[-1]} samples, fewer than one frame (n_fft={config.n_fft})")
+    out = 20.0 / config.power * np.log10(np.maximum(_mel_power_frames(y, config), LOG_FLOOR))
+    if not np.all(np.isfinite(out)):
+        peak = float(np.max(np.abs(y)))
+        raise ValueError(
+            f"{what}: log-mel features are not finite (largest |sample| {peak:.3g}; samples should lie in [-1, 1], "
+            "and values this large overflow the float32 power spectrum). The file is corrupt or wrongly scaled: "
+            "re-export it as 16-bit PCM or rescale it to [-1, 1]."
+        )
+    return out.astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=16)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)  # float32, Slaney
+    basis = np.ascontiguousarray(basis.T)  # (1 + n_fft // 2, n_mels)
+    basis.setflags(write=False)
+    return basis
+
+
+@lru_cache(maxsize=16)
+def _hann(n_fft: int) -> np.ndarray:
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)  # float64, as librosa.stft
+    window.setflags(write=False)
+    return window
+
+
+def mel_filters(config: Config = Config()) -> np.ndarray:
+    """The mel filter bank ``librosa.filters.mel`` gives for ``config``, transposed: ``(1 + n_fft // 2, n_mels)``.
+
+    Built once per parameter set and process (read-only).
+    """
+    return _mel_basis(config.sr, config.n_fft, config.n_mels, config.fmin, config.fmax)
+
+
+def _mel_power_frames(y: np.ndarray, config: Config) -> np.ndarray:
+    """Mel power spectrogram, time-major ``(..., T, n_mels)``: ``librosa.feature.melspectrogram``'s arithmetic.
+
+    Centred frames with zero padding, the float64 Hann window times the float32 samples, NumPy's
+    ``rfft`` in float64 cast to complex64, ``|S| ** power`` in float32, then the float32 mel matrix.
+    """
+    n_fft, hop = config.n_fft, config.hop_length
+    pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
+    spectrum = np.fft.rfft(_hann(n_fft) * frames, axis=-1).astype(np.complex64)  # (..., T, 1 + n_fft // 2)
+    power = np.abs(spectrum) ** config.power
+    return power @ mel_filters(config)
 
 
 def stack_frames(logmel: np.ndarray, n_frames: int = 5) -> np.ndarray:

@@ -25,10 +25,12 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    The temporary file is removed when the block raises (also on ``KeyboardInterrupt``).
+    The temporary file keeps ``path``'s extension unless ``suffix`` is given (some writers, such as
+    ``torch.save`` and ``numpy.save``, look at it). It is removed when the block raises (also on
+    ``KeyboardInterrupt``).
 
     Examples
     --------
@@ -37,7 +39,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=path.suffix if suffix is None else suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -60,7 +62,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_with(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> None:
+def atomic_write_with(path: str | Path, write: Callable[[Path], None], suffix: str | None = None) -> None:
     """Call ``write(tmp_path)`` and move the result to ``path`` atomically (e.g. ``torch.save``)."""
     with atomic_path(path, suffix=suffix) as tmp:
         write(tmp)

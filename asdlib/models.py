@@ -46,75 +46,63 @@ class Decoder(nn.Sequential):
         super().__init__(*layers)
 
 
-class BaselineAE(nn.Module):
-    """The DCASE 2023 Task 2 autoencoder (paper's Figure 2): x̂ = Dec(Enc(x)), 267,928 parameters.
+# Names of the earlier per-class layouts (before one interface), mapped to ``encoders``/``decoders``.
+_LEGACY_PREFIXES = {
+    "encoder.": "encoders.0.",
+    "decoder.": "decoders.0.",
+    "encoder_ref.": "encoders.0.",
+    "encoder_dif.": "encoders.1.",
+    "decoder_ref.": "decoders.0.",
+    "decoder_dif.": "decoders.1.",
+}
 
-    Parameters
-    ----------
-    config : Config
+
+def upgrade_state_dict(state: dict, prefix: str = "") -> dict:
+    """Rename the keys of a state dict saved before the one interface (``encoder.0.weight``,
+    ``encoder_ref.0.weight``, ...) to the ``encoders.<k>``/``decoders.<k>`` layout; other keys unchanged.
+
+    Loading an old checkpoint into a current model does this by itself
+    (``load_state_dict`` calls it); a checker that compares key sets calls it first.
     """
-
-    n_inputs = 1
-
-    def __init__(self, config: Config = Config()):
-        super().__init__()
-        self.encoder = Encoder(config)
-        self.decoder = Decoder(config.latent_dim, config)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, D)."""
-        return self.decoder(self.encoder(x))
-
-    def reconstruct(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Common interface with :class:`DualAE`: a list of inputs -> a list of reconstructions."""
-        (x,) = inputs
-        return [self(x)]
+    out = {}
+    for key, value in state.items():
+        rest = key[len(prefix):] if key.startswith(prefix) else None
+        for old, new in _LEGACY_PREFIXES.items():
+            if rest is not None and rest.startswith(old):
+                key = prefix + new + rest[len(old):]
+                break
+        out[key] = value
+    return out
 
 
-class DualAE(nn.Module):
-    """The paper's two-microphone autoencoder (Figure 3).
-
-    One encoder and one decoder per input -- the reference channel ``x`` and the difference
-    channel ``x'``. The embeddings ``z`` and ``z'`` are concatenated and given to *both* decoders,
-    so each decoder's first layer takes ``2 * Z = 16`` values. Training minimises
-    ``L = MSE(x, x̂) + α MSE(x', x̂')`` (eqs. 4-6).
-
-    Parameters
-    ----------
-    config : Config
-    """
-
-    n_inputs = 2
-
-    def __init__(self, config: Config = Config()):
-        super().__init__()
-        self.encoder_ref = Encoder(config)
-        self.encoder_dif = Encoder(config)
-        self.decoder_ref = Decoder(2 * config.latent_dim, config)
-        self.decoder_dif = Decoder(2 * config.latent_dim, config)
-
-    def forward(self, x_ref: torch.Tensor, x_dif: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, D), (B, D) -> (x̂ (B, D), x̂' (B, D))."""
-        z = torch.cat([self.encoder_ref(x_ref), self.encoder_dif(x_dif)], dim=1)  # (B, 2Z)
-        return self.decoder_ref(z), self.decoder_dif(z)
-
-    def reconstruct(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """A list ``[x, x']`` -> ``[x̂, x̂']``."""
-        return list(self(*inputs))
+def _upgrade_hook(module, state_dict, prefix, *args) -> None:
+    upgraded = upgrade_state_dict(state_dict, prefix)
+    if list(upgraded) != list(state_dict):
+        state_dict.clear()
+        state_dict.update(upgraded)
 
 
 class MultiChannelAE(nn.Module):
     """One reference and any number of difference channels, all embeddings shared.
 
-    The generalisation the paper's conclusion proposes: input ``k`` has its own encoder and
-    decoder; the ``n_inputs`` embeddings are concatenated and every decoder sees all of them.
-    With ``n_inputs=2`` it is :class:`DualAE` (same layers, same parameter count).
+    The one interface of every autoencoder here: input ``k`` has its own encoder
+    ``encoders[k]`` and decoder ``decoders[k]``; the ``n_inputs`` embeddings are concatenated
+    (reference first) and every decoder sees all of them, so a decoder's first layer takes
+    ``n_inputs * Z`` values. With ``n_inputs=1`` this is the DCASE baseline (:class:`BaselineAE`),
+    with ``n_inputs=2`` the paper's dual AE (:class:`DualAE`); ``n_inputs > 2`` is the
+    generalisation the paper's conclusion proposes. Training minimises
+    ``Σ_k w_k MSE(x_k, x̂_k)`` (:func:`reconstruction_loss`).
 
     Parameters
     ----------
     n_inputs : int
         1 reference + ``n_inputs - 1`` difference channels.
     config : Config
+
+    Attributes
+    ----------
+    encoders, decoders : torch.nn.ModuleList of Encoder, Decoder
+        One per input, reference first.
     """
 
     def __init__(self, n_inputs: int, config: Config = Config()):
@@ -124,14 +112,71 @@ class MultiChannelAE(nn.Module):
         self.n_inputs = n_inputs
         self.encoders = nn.ModuleList(Encoder(config) for _ in range(n_inputs))
         self.decoders = nn.ModuleList(Decoder(n_inputs * config.latent_dim, config) for _ in range(n_inputs))
+        self.register_load_state_dict_pre_hook(_upgrade_hook)
 
-    def forward(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
-        """n_inputs x (B, D) -> n_inputs x (B, D)."""
+    def reconstruct(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """A list of ``n_inputs`` tensors (B, D) -> the list of their reconstructions (B, D)."""
+        if len(inputs) != self.n_inputs:
+            raise ValueError(f"{type(self).__name__} takes {self.n_inputs} input(s), got {len(inputs)}")
         z = torch.cat([enc(x) for enc, x in zip(self.encoders, inputs)], dim=1)  # (B, n_inputs * Z)
         return [dec(z) for dec in self.decoders]
 
-    def reconstruct(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self(*inputs)
+    def forward(self, *inputs):
+        """``model([x, x', ...])`` -> ``[x̂, x̂', ...]`` (:meth:`reconstruct`).
+
+        Tensors given one by one, ``model(x, x')``, give the reconstructions the same way: a
+        tuple, or one tensor for a one-input model.
+        """
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            return self.reconstruct(list(inputs[0]))
+        out = self.reconstruct(list(inputs))
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+class BaselineAE(MultiChannelAE):
+    """The DCASE 2023 Task 2 autoencoder (paper's Figure 2): x̂ = Dec(Enc(x)), 267,928 parameters.
+
+    ``MultiChannelAE(1)``; ``encoder``/``decoder`` name its only encoder and decoder.
+
+    Parameters
+    ----------
+    config : Config
+    """
+
+    def __init__(self, config: Config = Config()):
+        super().__init__(1, config)
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.encoders[0]
+
+    @property
+    def decoder(self) -> Decoder:
+        return self.decoders[0]
+
+
+class DualAE(MultiChannelAE):
+    """The paper's two-microphone autoencoder (Figure 3): ``MultiChannelAE(2)``.
+
+    One encoder and one decoder per input -- the reference channel ``x`` and the difference
+    channel ``x'``. The embeddings ``z`` and ``z'`` are concatenated and given to *both* decoders,
+    so each decoder's first layer takes ``2 * Z = 16`` values. Training minimises
+    ``L = MSE(x, x̂) + α MSE(x', x̂')`` (eqs. 4-6). ``encoder_ref``, ``encoder_dif``,
+    ``decoder_ref``, ``decoder_dif`` name ``encoders[0]``, ``encoders[1]``, ``decoders[0]``,
+    ``decoders[1]``.
+
+    Parameters
+    ----------
+    config : Config
+    """
+
+    def __init__(self, config: Config = Config()):
+        super().__init__(2, config)
+
+    encoder_ref = property(lambda self: self.encoders[0])
+    encoder_dif = property(lambda self: self.encoders[1])
+    decoder_ref = property(lambda self: self.decoders[0])
+    decoder_dif = property(lambda self: self.decoders[1])
 
 
 def build_model(n_inputs: int, config: Config = Config()) -> nn.Module:

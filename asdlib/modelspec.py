@@ -6,6 +6,9 @@ from typing import Any
 
 from .features import InputSpec
 
+#: The baseline's possible input signals (:attr:`ModelSpec.source`).
+SOURCES = ("mic", "mean")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -20,18 +23,33 @@ class ModelSpec:
         Empty: the DCASE baseline. One: the paper's dual AE. More: :class:`~asdlib.models.MultiChannelAE`.
     alphas : tuple of float
         Weight of each difference input, in the loss (eq. 4) and the score (eq. 7).
+    source : {"mic", "mean"}
+        The baseline's input signal: ``"mic"`` (default) is microphone ``ref``, as the earlier MIMII
+        baseline; ``"mean"`` is the average of the 8 channels, which is what the DCASE baseline's
+        ``librosa.load(mono=True)`` gives it for an 8-channel MIMII file (``ref`` stays 0,
+        ``others`` empty). Name ``baseline-mean``.
 
     Examples
     --------
     >>> ModelSpec.dual(0, 4, 0.5).name
     'dual-0-4-a0.5'
+    >>> ModelSpec.baseline("mean").name, ModelSpec.from_dict({"source": "mean"}).name
+    ('baseline-mean', 'baseline-mean')
     """
 
     ref: int = 0
     others: tuple[int, ...] = ()
     alphas: tuple[float, ...] = ()
+    source: str = "mic"
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "mean" and (self.ref != 0 or self.others):
+            raise ValueError(
+                f"source 'mean' (the 8-channel average) is a baseline input: leave ref at 0 and others empty, "
+                f"got ref={self.ref}, others={tuple(self.others)}"
+            )
         object.__setattr__(self, "others", tuple(int(o) for o in self.others))
         object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
         if len(self.others) != len(self.alphas):
@@ -44,8 +62,18 @@ class ModelSpec:
         self.inputs  # validates microphone indices
 
     @classmethod
-    def baseline(cls, mic: int = 0) -> "ModelSpec":
-        """The DCASE single-channel autoencoder on microphone ``mic``."""
+    def baseline(cls, mic: int | str = 0) -> "ModelSpec":
+        """The DCASE single-channel autoencoder on microphone ``mic``, or on the channel mean (``"mean"``).
+
+        ``mic`` may also be an input name: ``"mic3"`` or ``"mean"``.
+        """
+        if isinstance(mic, str):
+            if mic == "mean":
+                return cls(source="mean")
+            spec = InputSpec.parse(mic)
+            if spec.other is not None:
+                raise ValueError(f"the baseline reads one channel or the channel mean, got {mic!r}")
+            mic = spec.ref
         return cls(mic)
 
     @classmethod
@@ -60,7 +88,9 @@ class ModelSpec:
 
     @property
     def inputs(self) -> list[InputSpec]:
-        """``[x_ref, x_ref - x_other, ...]``."""
+        """``[x_ref, x_ref - x_other, ...]`` (``[mean]`` for the channel-mean baseline)."""
+        if self.source == "mean":
+            return [InputSpec.channel_mean()]
         return [InputSpec(self.ref)] + [InputSpec(self.ref, o) for o in self.others]
 
     @property
@@ -80,17 +110,25 @@ class ModelSpec:
 
     @property
     def name(self) -> str:
-        """A file-name-safe name: ``baseline-mic0``, ``dual-0-4-a0.5``, ``multi-0-1-2-a0.5-0.5``."""
+        """A file-name-safe name: ``baseline-mic0``, ``baseline-mean``, ``dual-0-4-a0.5``, ``multi-0-1-2-a0.5-0.5``."""
         if self.kind == "baseline":
-            return f"baseline-mic{self.ref}"
+            return f"baseline-{self.inputs[0].name}"
         return f"{self.kind}-{self.mic_pair}-a" + "-".join(f"{a:g}" for a in self.alphas)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "others": list(self.others), "alphas": list(self.alphas)}
+        """Plain form; ``source`` appears only when it is not the default (so older digests stay valid)."""
+        d: dict[str, Any] = {"ref": self.ref, "others": list(self.others), "alphas": list(self.alphas)}
+        if self.source != "mic":
+            d["source"] = self.source
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        return cls(int(d["ref"]), tuple(d.get("others", ())), tuple(d.get("alphas", ())))
+        """Inverse of :meth:`to_dict`; ``ref`` defaults to 0, so ``{"source": "mean"}`` is the mean baseline."""
+        unknown = sorted(set(d) - {"ref", "others", "alphas", "source"})
+        if unknown:
+            raise ValueError(f"unknown model field(s) {unknown}; known: ref, others, alphas, source")
+        return cls(int(d.get("ref", 0)), tuple(d.get("others", ())), tuple(d.get("alphas", ())), str(d.get("source", "mic")))
 
 
 def grid_inputs(specs) -> list[InputSpec]:

@@ -8,7 +8,7 @@ Layout::
     <run>/manifest.csv           the clips the run saw (relative paths, labels, ...)
     <run>/splits/<machine>.csv   which clips trained and which tested
     <run>/cells/<machine>/seed<k>/<model>/
-        model.pt                 weights + spec + config (torch.load(weights_only=True))
+        model.pt                 the cell's fitted AutoencoderDetector (AutoencoderDetector.load; the format `asdlib fit` writes)
         test_scores.csv          per test clip: label, both scores, per-input parts, decisions
         train_scores.csv         per training clip: both scores (the gamma fit's data)
         history.json             training and validation loss per epoch
@@ -150,19 +150,11 @@ class ResultsStore:
             Fitted: the cell's weights, inverse covariances, gamma thresholds and training history.
         """
         from .detector import AutoencoderDetector
-        from .train import load_checkpoint, resolve_device
 
         if not self.cell_done(machine, seed, model):
             raise ValueError(f"cell {machine}/{seed}/{model} of {self.path} is not finished; run the experiment first")
-        cell = self.cell_dir(machine, seed, model)
-        info = json.loads((cell / "cell.json").read_text())
-        dev = resolve_device(device)
-        net, spec, config, ckpt = load_checkpoint(cell / "model.pt", dev)
-        history = json.loads((cell / "history.json").read_text())
-        return AutoencoderDetector._assemble(
-            net, spec, config, dev, ckpt["inv_covs"], info["covariance_ridge"], info["thresholds"], history,
-            score=score, seed=seed, device=device, cache=cache, progress=False,
-        )
+        return AutoencoderDetector.load(self.cell_dir(machine, seed, model) / "model.pt", score=score, device=device,
+                                        cache=cache, progress=False)
 
     def metrics(self) -> pd.DataFrame:
         """Every metric of every finished cell, long form (``KEY`` columns + ``seed``, ``value_percent``)."""

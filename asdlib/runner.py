@@ -33,15 +33,14 @@ from tqdm import tqdm
 from .cache import FeatureCache, FeatureSet, extract_features
 from .config import Config
 from .data import DataError, manifest_hash, scan_mimii, split_machine
-from .detector import calibrate, score_parts
+from .detector import AutoencoderDetector
 from .experiments import ExperimentSpec
 from .metrics import decision_metrics, pauc_eq11, pauc_mcclish, roc_auc
 from .modelspec import ModelSpec, grid_inputs
 from .fileio import atomic_write_text
 from .results import ResultsStore, atomic_write_csv
 from .scoring import weighted_scores
-from .threshold import GammaThreshold
-from .train import init_model, resolve_device, save_checkpoint, train_model
+from .train import init_model, resolve_device, train_model
 
 
 def default_data_dir() -> Path:
@@ -114,11 +113,11 @@ def cell_metrics(machine: str, seed: int, ms: ModelSpec, y: np.ndarray, scores: 
 
 
 def _write_cell(store, machine, seed, ms, model, history, train_fs, test_fs, test, train, config, device, kinds, sim_meta):
-    cal = calibrate(model, ms, train_fs, config, device)
-    train_scores = weighted_scores(cal["parts"], ms.weights)
-    parts = score_parts(model, ms, test_fs, cal["inv_covs"], config, device)
+    # the cell *is* a detector: calibrated as `fit` does, saved as `asdlib fit` saves one
+    det = AutoencoderDetector.from_trained(model, ms, config, train_fs, history, random_state=seed, device=device)
+    train_scores, thresholds = det.train_scores_, det.thresholds_
+    parts = det.score_parts(test_fs)
     test_scores = weighted_scores(parts, ms.weights)
-    thresholds = {k: GammaThreshold(config.gamma_percentile).fit(train_scores[k]) for k in kinds}
     decisions = {k: thresholds[k].predict(test_scores[k]) for k in kinds}
     y = (test["label"] == "abnormal").to_numpy(int)
 
@@ -138,7 +137,7 @@ def _write_cell(store, machine, seed, ms, model, history, train_fs, test_fs, tes
     cell = store.cell_dir(machine, seed, ms.name)
     cell.mkdir(parents=True, exist_ok=True)
     (cell / "cell.json").unlink(missing_ok=True)  # not done until rewritten below
-    save_checkpoint(cell / "model.pt", model, ms, config, inv_covs=[torch.from_numpy(c) for c in cal["inv_covs"]], seed=seed)
+    det.save(cell / "model.pt")
     atomic_write_csv(cell / "test_scores.csv", table)
     atomic_write_csv(cell / "train_scores.csv", train_table)
     atomic_write_text(cell / "history.json", json.dumps(history.to_dict()))
@@ -152,8 +151,8 @@ def _write_cell(store, machine, seed, ms, model, history, train_fs, test_fs, tes
             "seed": seed,
             "model": ms.name,
             "spec": ms.to_dict(),
-            "thresholds": {k: t.to_dict() for k, t in thresholds.items()},
-            "covariance_ridge": cal["ridges"],
+            "thresholds": {k: thresholds[k].to_dict() for k in kinds},
+            "covariance_ridge": det.ridges_,
             "train_seconds": history.seconds,
             "metrics": metrics,
         },

@@ -10,6 +10,16 @@
 Regularisation (a choice the paper and baseline leave open): when ``Σ``'s condition number exceeds
 ``Config.max_condition`` (1e6), a ridge ``δ I`` is added with the smallest ``δ`` that brings it down
 to exactly that bound; otherwise the plain inverse is used, as in the baseline.
+
+Which covariance (a documented difference from the baseline): asdlib estimates ``Σ`` from *all*
+training vectors, centred on their common mean, divided by (rows - 1). The DCASE baseline (v3.3.0)
+uses only its 90 % training subset, centres each batch on its own mean and divides by
+(vectors - 1), so its ``Σ`` is about ``n_frames`` = 5 times larger (:func:`dcase_covariance`). The
+factor is common to every clip, so the ranking of clips -- AUC, pAUC -- is the same up to the small
+effect of the subset; absolute Mahalanobis scores are 5 times larger here.
+
+:func:`calibrate` turns a trained model into a scorer (covariances, training scores, gamma
+thresholds); :func:`score_parts` scores new clips with it.
 """
 from __future__ import annotations
 
@@ -19,6 +29,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .threshold import GammaThreshold
 
 SCORE_KINDS = ("mse", "mahalanobis")
 
@@ -166,3 +177,111 @@ def fit_inverse_covariances(stats: list[ResidualStats], config: Config = Config(
     """One regularised inverse covariance per input (from stats computed ``with_covariance=True``)."""
     pairs = [regularized_inverse(s.cov, config.max_condition) for s in stats]
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def feature_tensors(features, spec, device) -> list[torch.Tensor]:
+    """A model's inputs (``spec.inputs``) from a :class:`~asdlib.cache.FeatureSet`, as tensors on ``device``."""
+    return [torch.as_tensor(features[s]).to(device) for s in spec.inputs]
+
+
+def score_parts(model: torch.nn.Module, spec, features, inv_covs: list[np.ndarray], config: Config, device) -> dict[str, list[np.ndarray]]:
+    """Per-input clip scores ``{kind: [A_ref, A_dif, ...]}`` of the clips in ``features``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained, on ``device``.
+    spec : ModelSpec
+        Its inputs.
+    features : FeatureSet
+        Holds at least ``spec.inputs``.
+    inv_covs : list of np.ndarray
+        Inverse residual covariance per input (from :func:`calibrate`).
+    config : Config
+        ``n_mels``.
+    device : torch.device
+    """
+    stats = residual_stats(model, feature_tensors(features, spec, device), features.clip_index, features.n_clips, config.n_mels)
+    return clip_score_parts(stats, inv_covs)
+
+
+def fit_thresholds(scores: dict[str, np.ndarray], percentile: float = 0.9) -> dict[str, GammaThreshold]:
+    """One :class:`~asdlib.threshold.GammaThreshold` per score kind, fitted to normal clips' scores."""
+    return {kind: GammaThreshold(percentile).fit(s) for kind, s in scores.items()}
+
+
+@dataclass
+class Calibration:
+    """What scoring needs besides the weights, learned from the training clips after training.
+
+    Attributes
+    ----------
+    inv_covs : list of np.ndarray [shape=(n_mels, n_mels)]
+        Regularised inverse residual covariance, one per input.
+    ridges : list of float
+        Ridge added to each covariance (0: plain inverse).
+    train_scores : dict[str, np.ndarray]
+        Combined score of each training clip, per kind.
+    thresholds : dict[str, GammaThreshold]
+        Gamma threshold per kind, fitted to ``train_scores``.
+    """
+
+    inv_covs: list[np.ndarray]
+    ridges: list[float]
+    train_scores: dict[str, np.ndarray]
+    thresholds: dict[str, GammaThreshold]
+
+
+def calibrate(model: torch.nn.Module, spec, train, config: Config, device) -> Calibration:
+    """After training: residual covariances, the training clips' scores and their gamma thresholds.
+
+    The one place where a trained model becomes a scorer: :class:`~asdlib.detector.AutoencoderDetector`
+    calls it for ``fit`` and for a grid cell (:meth:`~asdlib.detector.AutoencoderDetector.from_trained`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained, on ``device``.
+    spec : ModelSpec
+        Its inputs and weights (α).
+    train : FeatureSet
+        The normal training clips' features (all of them: see the module docstring).
+    config : Config
+        ``n_mels``, ``max_condition``, ``gamma_percentile``.
+    device : torch.device
+
+    Returns
+    -------
+    Calibration
+    """
+    stats = residual_stats(model, feature_tensors(train, spec, device), train.clip_index, train.n_clips, config.n_mels, with_covariance=True)
+    inv_covs, ridges = fit_inverse_covariances(stats, config)
+    train_scores = weighted_scores(clip_score_parts(stats, inv_covs), spec.weights)
+    return Calibration(inv_covs, ridges, train_scores, fit_thresholds(train_scores, config.gamma_percentile))
+
+
+@torch.no_grad()
+def dcase_covariance(model: torch.nn.Module, inputs: list[torch.Tensor], batches: list[torch.Tensor], n_mels: int) -> list[np.ndarray]:
+    """The residual covariance as the DCASE 2023 baseline (v3.3.0) estimates it, for comparison.
+
+    Over the given ``batches`` of vector indices (the baseline: its 90 % training subset, in batches
+    of 256), each batch's residual rows are centred on *that batch's* mean, the outer products are
+    summed, and the sum is divided by (number of 640-d vectors - 1) -- not by (number of rows - 1).
+    With ``n_frames`` rows per vector this is about ``n_frames`` times :func:`residual_stats`'s
+    covariance. asdlib does not use it (see the module docstring); tests measure the difference.
+
+    Returns
+    -------
+    list of np.ndarray [shape=(n_mels, n_mels)], one per input.
+    """
+    model.eval()
+    sums = [torch.zeros(n_mels, n_mels, dtype=torch.float64, device=inputs[0].device) for _ in inputs]
+    n_vectors = 0
+    for batch in batches:
+        xs = [x[batch] for x in inputs]
+        for k, (x, y) in enumerate(zip(xs, model.reconstruct(xs))):
+            rows = (x - y).to(torch.float64).reshape(-1, n_mels)
+            rows = rows - rows.mean(dim=0)
+            sums[k] += rows.T @ rows
+        n_vectors += len(batch)
+    return [(s / (n_vectors - 1)).cpu().numpy() for s in sums]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .simulate import MIC_RADIUS, SPEED_OF_SOUND, mic_positions  # one definition of the array geometry
+from .geometry import MIC_RADIUS, SPEED_OF_SOUND, mic_positions  # one definition of the array geometry
 
 __all__ = ["MIC_RADIUS", "SPEED_OF_SOUND", "mic_positions", "difference_response", "far_field_dipole"]
 

@@ -10,7 +10,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .metrics import harmonic_mean, mean_ci
+from .metrics import harmonic_mean
 
 KEY = ["machine", "metric", "score", "model", "mic_pair", "alpha"]
 METRIC_NAMES = {"AUC": "AUC", "pAUC": "pAUC (McClish, p=0.1)", "pAUC_eq11": "pAUC (paper eq. 11)"}
@@ -38,26 +38,110 @@ def with_average(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True) if rows else metrics
 
 
-def summarize(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean over seeds with a Student-t interval (NaN with one seed) per cell of the table.
+def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per cell of the table, with the per-seed values (no interval).
 
     Undefined values (NaN, e.g. ``pAUC_eq11`` on a test set with fewer than 10 normal clips) are left
-    out; a cell with none defined is NaN. ``n_seeds`` counts the defined values.
+    out; a cell with none defined is NaN. ``n_seeds`` counts the defined values; ``seed_values`` lists
+    them (what a page shows when there are too few seeds for an interval). Intervals over seeds *and*
+    test clips come from :func:`interval_summary`, which needs the per-clip scores.
     """
     rows = []
     alpha_filled = metrics.assign(alpha=metrics["alpha"].fillna(-1.0))
     for group, frame in alpha_filled.groupby(KEY, dropna=False):
+        frame = frame.sort_values("seed")
         values = frame["value_percent"].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        mean, low, high = mean_ci(values, confidence) if values.size else (np.nan, np.nan, np.nan)
-        rows.append({**dict(zip(KEY, group)), "mean": mean, "ci_low": low, "ci_high": high, "n_seeds": int(values.size)})
+        finite = values[np.isfinite(values)]
+        rows.append({**dict(zip(KEY, group)), "mean": float(finite.mean()) if finite.size else np.nan,
+                     "ci_low": np.nan, "ci_high": np.nan, "n_seeds": int(finite.size),
+                     "seed_values": ", ".join(f"{v:.1f}" for v in finite)})
     out = pd.DataFrame(rows)
     out["alpha"] = out["alpha"].where(out["alpha"] >= 0)
     return out
 
 
-def compare_with_reported(metrics: pd.DataFrame) -> pd.DataFrame:
+def _harmonic_rows(values: np.ndarray) -> np.ndarray:
+    """Harmonic mean over the first axis (machine types), NaN where a value is <= 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = values.shape[0] / np.sum(1.0 / values, axis=0)
+    return np.where(np.all(values > 0, axis=0), out, np.nan)
+
+
+def interval_summary(store, metric_names=("AUC", "pAUC"), n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """:func:`summarize` of a finished run with intervals over training seeds and test clips.
+
+    Each replicate redraws the test clips (stratified by label; the same draw for every model and
+    seed of a machine type) and the seeds (with replacement); a cell's replicate is the seed-weighted
+    mean of its metric, the "average" row's the harmonic mean over machine types per seed, as the
+    point estimate. The interval is the percentile interval of the replicates (within [0, 100]); see
+    :mod:`asdlib.intervals`. With fewer than :data:`asdlib.intervals.MIN_SEEDS_FOR_INTERVAL` seeds the
+    interval is NaN and ``seed_values`` is what to show.
+
+    Parameters
+    ----------
+    store : asdlib.results.ResultsStore
+        A run whose cells are all finished.
+    metric_names : sequence of {"AUC", "pAUC"}
+    n_boot : int
+        Replicates.
+    confidence : float
+        Level of the interval.
+    seed : int
+        Seed of the resampling (the same seed gives the same intervals).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``KEY`` columns, ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``, ``seed_values``, with the
+        "average" rows.
+    """
+    from .intervals import MIN_SEEDS_FOR_INTERVAL, clip_draws, percentile_interval, replicate_metrics, seed_draws
+
+    spec = store.spec
+    metrics = store.metrics()
+    point = summarize(with_average(metrics[metrics["metric"].isin(list(metric_names))]))
+    seeds = sorted(metrics["seed"].unique().tolist())
+    if len(seeds) < MIN_SEEDS_FOR_INTERVAL:
+        return point
+    weights = seed_draws(n_boot, len(seeds), seed)  # (B, S)
+    replicates: dict[tuple, np.ndarray] = {}
+    for machine in spec.machines:
+        y = None
+        for ms in spec.model_specs():
+            frames = [store.test_scores(machine, s, ms.name) for s in seeds]
+            labels = frames[0]["y"].to_numpy(int)
+            if y is None:
+                y = labels
+                w_pos, w_neg = clip_draws(y, n_boot, key=machine, seed=seed)
+            if any(not np.array_equal(f["y"].to_numpy(int), y) for f in frames):
+                raise ValueError(f"{store.path}: the test clips of {machine} differ between cells; intervals need one test set")
+            for score in spec.scores:
+                reps = replicate_metrics(y, np.stack([f[score].to_numpy(float) for f in frames]), w_pos, w_neg)
+                for name in metric_names:
+                    replicates[(machine, name, score, ms.kind, ms.mic_pair, ms.alpha)] = reps[name]
+    by_rest: dict[tuple, list] = {}
+    for key, reps in replicates.items():
+        by_rest.setdefault(key[1:], []).append(reps)
+    for rest, per_machine in by_rest.items():
+        if len(per_machine) == len(spec.machines):
+            replicates[("average", *rest)] = _harmonic_rows(np.stack(per_machine))
+    low, high = [], []
+    for row in point.itertuples(index=False):
+        alpha = None if pd.isna(row.alpha) else float(row.alpha)
+        reps = replicates.get((row.machine, row.metric, row.score, row.model, row.mic_pair, alpha))
+        if reps is None:
+            low.append(np.nan); high.append(np.nan)
+            continue
+        lo, hi = percentile_interval(row.mean, np.sum(reps * weights, axis=1), confidence)
+        low.append(lo); high.append(hi)
+    return point.assign(ci_low=low, ci_high=high)
+
+
+def compare_with_reported(metrics: pd.DataFrame, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our mean (over seeds, with the harmonic-mean average row) beside the paper's value.
+
+    ``summary`` (from :func:`interval_summary`) supplies the intervals; without it the cells have
+    none (:func:`summarize`).
 
     Returns
     -------
@@ -66,7 +150,9 @@ def compare_with_reported(metrics: pd.DataFrame) -> pd.DataFrame:
         ``difference`` (ours - reported, percentage points). Only the paper's metrics (AUC, pAUC)
         and cells we ran.
     """
-    ours = summarize(with_average(metrics[metrics["metric"].isin(["AUC", "pAUC"])]))
+    if summary is None:
+        summary = summarize(with_average(metrics[metrics["metric"].isin(["AUC", "pAUC"])]))
+    ours = summary[summary["metric"].isin(["AUC", "pAUC"])].copy()
     ours = ours.rename(columns={"mean": "ours"})
     reported = reported_table().rename(columns={"value_percent": "reported"})
     for frame in (ours, reported):

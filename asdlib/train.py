@@ -2,18 +2,15 @@
 
 Seeded and deterministic on CPU: a model's initial weights, its 10 % validation hold-out and the
 order of its batches all come from its ``seed`` (:func:`init_model`, :func:`batch_plan`), so the
-same seed gives the same weights and scores. :mod:`asdlib.fused` trains many models together
-following exactly the same plan.
+same seed gives the same weights and scores. :func:`train_model` trains one model with the fused
+trainer of :mod:`asdlib.fused` (which trains many together, each following its own plan);
+:func:`train_model_autograd` is the same training written plainly with autograd, the reference.
 """
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
 
 import torch
 from tqdm import tqdm
@@ -116,21 +113,33 @@ def train_model(
     seed: int,
     progress: bool = True,
     name: str = "model",
+    compile: bool | None = None,
 ) -> History:
     """Train ``model`` in place with Adam on the reconstruction loss ``Σ_k w_k MSE(x_k, x̂_k)``.
+
+    The fused trainer with one model (:func:`asdlib.fused.fit_models`): hand-written forward and
+    backward passes in reused buffers, one fused Adam. :func:`train_model_autograd` is the same
+    training written with autograd, the reference the tests compare it with step by step.
 
     Parameters
     ----------
     model : torch.nn.Module
-        A model from :func:`init_model`, already on the inputs' device.
+        A model from :func:`init_model` (``encoders``/``decoders``, one per input); it is moved
+        to the inputs' device and dtype.
     inputs : list of torch.Tensor [shape=(n_vectors, D)]
-        One tensor per model input, on the training device (kept resident: no copies in the loop).
+        One tensor per model input, on the training device, of one float dtype.
     weights : list of float
         Loss weight per input (``[1, α]`` for the dual AE).
     config : Config
         ``epochs``, ``batch_size``, ``lr``, ``validation_split``.
     seed : int
         Seeds the hold-out and the batch order (the initial weights come from :func:`init_model`).
+    progress : bool
+        A tqdm bar over epochs.
+    name : str
+        The model's name in the bar and in error messages.
+    compile : bool or None
+        See :func:`asdlib.fused.train_fused`.
 
     Returns
     -------
@@ -140,17 +149,48 @@ def train_model(
     ------
     TrainingDivergedError
         The loss became NaN or Inf.
+    ValueError
+        The number of inputs or weights does not match the model, or the inputs differ in shape,
+        dtype or device.
+    """
+    from .fused import check_tensors, fit_models  # fused builds on this module
+
+    n_inputs = len(model.encoders)
+    if len(inputs) != n_inputs or len(weights) != n_inputs:
+        raise ValueError(f"{name}: the model takes {n_inputs} input(s); got {len(inputs)} input tensor(s) and {len(weights)} weight(s)")
+    check_tensors({f"{name} input {k}": x for k, x in enumerate(inputs)}, config)
+    (history,), _ = fit_models([model], [list(inputs)], [list(weights)], [seed], config,
+                               names=[name], progress=progress, desc=name, compile=compile)
+    return history
+
+
+def train_model_autograd(
+    model: torch.nn.Module,
+    inputs: list[torch.Tensor],
+    weights: list[float],
+    config: Config,
+    *,
+    seed: int,
+    progress: bool = True,
+    name: str = "model",
+) -> History:
+    """:func:`train_model` written plainly with autograd: the readable reference loop.
+
+    Same plan (:func:`batch_plan`), loss and optimizer (``Adam``, ``fused=True`` on CPU and CUDA);
+    the tests check the fused trainer against it step by step, and the training benchmark times it.
+    Parameters and returns as :func:`train_model`.
     """
     start = time.perf_counter()
     plan = batch_plan(len(inputs[0]), config, seed)
     device = inputs[0].device
-    train_idx, val_idx = plan.train_idx, plan.val_idx.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    val_idx = plan.val_idx.to(device)
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, **fused)
     history = History()
     bar = tqdm(range(config.epochs), desc=name, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         model.train()
-        running = torch.zeros((), device=device)
+        running = torch.zeros((), dtype=torch.float64, device=device)
         n_seen = 0
         for batch in plan.epoch():
             batch = batch.to(device, non_blocking=True)
@@ -169,61 +209,3 @@ def train_model(
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------
-
-
-def atomic_torch_save(obj, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(path: str | Path, model: torch.nn.Module, spec: ModelSpec, config: Config, **extra) -> None:
-    """Write weights, spec, config and ``extra`` (tensors, numbers, strings, lists, dicts) atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_torch_save({"state_dict": state, "spec": spec.to_dict(), "config": config.to_dict(), **extra}, path)
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no code runs).
-
-    Returns
-    -------
-    model : torch.nn.Module
-        In eval mode, on ``device``.
-    spec : ModelSpec
-    config : Config
-    checkpoint : dict
-        Everything stored, ``extra`` included.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises several types for damaged files
-        raise ValueError(f"{path}: not a readable asdlib checkpoint ({err}); delete it and train again") from None
-    spec = ModelSpec.from_dict(ckpt["spec"])
-    config = Config.from_dict(ckpt["config"])
-    model = build_model(len(spec.inputs), config).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, spec, config, ckpt
-
-
-def iterate_minibatches(n: int, batch_size: int) -> Iterator[slice]:
-    """Slices covering ``range(n)`` in order."""
-    for start in range(0, n, batch_size):
-        yield slice(start, min(n, start + batch_size))

@@ -1,13 +1,28 @@
 """Discovery, splits and loading (asdlib.data), on real MIMII clips and generated ones."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from asdlib.data import DataError, SplitError, add_audio_info, load_clip, manifest_hash, parse_snr, scan_mimii, split_machine
+from asdlib.data import (
+    DataError,
+    SplitError,
+    TruncatedAudioWarning,
+    add_audio_info,
+    declared_frames,
+    largest_split,
+    load_clip,
+    manifest_hash,
+    parse_snr,
+    recording_key,
+    scan_mimii,
+    split_machine,
+)
 
-from .conftest import write_wav
+from .conftest import tone_clip, write_wav
 
 
 def test_discovers_the_real_samples(mimii_samples):
@@ -135,3 +150,149 @@ def test_manifest_hash_changes_with_content(tiny_mimii):
     m = scan_mimii(tiny_mimii)
     assert manifest_hash(m) == manifest_hash(m.copy())
     assert manifest_hash(m) != manifest_hash(m.iloc[1:])
+
+
+# ------------------------------------------------------------------ layouts without an SNR folder (issue 14.1)
+
+
+def test_machine_folder_straight_under_the_root_is_scanned(mimii_samples):
+    """``.../0_dB_fan`` used as the root: the SNR comes from the root's own name, nothing is lost."""
+    m = scan_mimii(mimii_samples / "0_dB_fan")
+    assert len(m) == 8 and set(m["machine"]) == {"fan"} and set(m["snr_db"]) == {0.0}
+    assert m["relpath"].iloc[0] == "fan/id_00/abnormal/00000000.wav"
+    s = split_machine(m, "fan", n_train=2, n_test=4)
+    assert (len(s.train), len(s.test), (s.test.label == "abnormal").sum()) == (2, 4, 2)
+
+
+def _tree(root, layout):
+    """Write 1 s clips: ``layout`` maps a folder prefix ('' for none) to {(id, label): count}."""
+    rng = np.random.default_rng(1)
+    for prefix, counts in layout.items():
+        for (mid, label), count in counts.items():
+            for i in range(count):
+                write_wav(root / prefix / "fan" / mid / label / f"{i:08d}.wav",
+                          tone_clip(rng, n=2048, anomalous=label == "abnormal"))
+    return root
+
+
+def test_clips_without_an_snr_are_a_stratum_of_their_own(tmp_path):
+    """Some clips under an SNR folder, some not: the split must use all of them (pandas drops NaN groups)."""
+    root = _tree(tmp_path, {
+        "": {("id_00", "normal"): 6, ("id_00", "abnormal"): 4},  # no SNR folder: snr_db NaN
+        "6_dB": {("id_02", "normal"): 6, ("id_02", "abnormal"): 4},
+    })
+    m = scan_mimii(root)
+    assert m["snr_db"].isna().sum() == 10 and (m["snr_db"] == 6.0).sum() == 10
+    for groups in ("recording", "clip"):
+        s = split_machine(m, "fan", n_train=8, n_test=8, groups=groups)
+        assert (len(s.train), len(s.test)) == (8, 8)  # the sizes asked for, not fewer
+        assert (s.test.label == "abnormal").sum() == 4
+        assert s.train["snr_db"].isna().sum() == 4 and (s.train["snr_db"] == 6.0).sum() == 4
+        assert s.test[s.test.label == "abnormal"]["snr_db"].isna().sum() == 2
+    with pytest.raises(SplitError, match="needs 14 normal"):
+        split_machine(m, "fan", n_train=10, n_test=8)
+
+
+def test_a_folder_named_like_a_clip_is_refused_by_name(tmp_path):
+    write_wav(tmp_path / "0_dB_fan" / "fan" / "id_00" / "normal" / "00000000.wav", np.zeros((8, 2048), np.float32))
+    bad = tmp_path / "0_dB_fan" / "fan" / "id_00" / "normal" / "00000001.wav"
+    bad.mkdir()
+    with pytest.raises(DataError) as info:
+        scan_mimii(tmp_path)
+    assert str(info.value) == f"{bad}: is a folder, not a WAV file; rename it or move it out of the data folder"
+
+
+# ------------------------------------------------------------------ the grouped split (issue 15.1)
+
+
+@pytest.fixture(scope="module")
+def twinned_mimii(tmp_path_factory):
+    """MIMII's naming: the same id_XX/<label>/NNNNNNNN.wav in each of three SNR folders."""
+    root = tmp_path_factory.mktemp("twinned")
+    rng = np.random.default_rng(2)
+    for snr in ("-6_dB_fan", "0_dB_fan", "6_dB_fan"):
+        for mid in ("id_00", "id_02"):
+            for label, count in (("normal", 12), ("abnormal", 4)):
+                for i in range(count):
+                    write_wav(root / snr / "fan" / mid / label / f"{i:08d}.wav",
+                              tone_clip(rng, n=1024, anomalous=label == "abnormal", channels=1))
+    return root
+
+
+def _recordings(frame):
+    return set(recording_key(frame))
+
+
+def test_grouped_split_keeps_each_recording_on_one_side(twinned_mimii):
+    m = scan_mimii(twinned_mimii)
+    assert len(m) == 3 * 2 * 16 and m.groupby(["machine_id", "label", "clip"]).size().eq(3).all()
+    for seed in range(10):
+        s = split_machine(m, "fan", n_train=30, n_test=12, seed=seed)
+        assert (len(s.train), len(s.test), (s.test.label == "abnormal").sum()) == (30, 12, 6)
+        assert _recordings(s.train).isdisjoint(_recordings(s.test[s.test.label == "normal"]))
+        # still the paper's mixing: every ID x SNR stratum on both sides
+        assert s.train.groupby(["machine_id", "snr_db"]).size().size == 6
+        assert s.test[s.test.label == "normal"].groupby(["machine_id", "snr_db"]).size().tolist() == [1] * 6
+    # the same draw without grouping (the earlier default) does put recordings on both sides
+    crossed = [len(_recordings(s.train) & _recordings(s.test))
+               for s in (split_machine(m, "fan", n_train=30, n_test=12, seed=seed, groups="clip") for seed in range(10))]
+    assert sum(crossed) > 0
+
+
+def test_grouped_split_too_large_hints_a_split_that_works(twinned_mimii):
+    m = scan_mimii(twinned_mimii)
+    # 72 normal clips but only 24 recordings: a test set of 6 normal clips removes up to 6 recordings
+    split_machine(m, "fan", n_train=60, n_test=12, groups="clip")
+    with pytest.raises(SplitError, match=r"no recording on both sides.*n_train=(\d+), n_test=(\d+)") as info:
+        split_machine(m, "fan", n_train=60, n_test=12)
+    tr, te = map(int, re.search(r"is n_train=(\d+), n_test=(\d+)", str(info.value)).groups())
+    s = split_machine(m, "fan", n_train=tr, n_test=te)  # the hint is itself valid
+    assert (len(s.train), len(s.test)) == (tr, te) and tr >= 45
+
+
+def test_split_hint_never_suggests_an_invalid_test_set(tiny_mimii):
+    """Issue 14.9: the hint suggested n_test 1 or 0, themselves refused."""
+    m = scan_mimii(tiny_mimii)
+    m = m[(m["label"] == "normal") | (m["clip"] == "00000000")]  # 1 abnormal clip per ID x SNR
+    for n_train, n_test in [(1000, 3), (23, 10), (100, 2), (20, 10)]:
+        with pytest.raises(SplitError) as info:
+            split_machine(m, "fan", n_train=n_train, n_test=n_test)
+        found = re.search(r"is n_train=(\d+), n_test=(\d+)\.$", str(info.value))
+        tr, te = map(int, found.groups())
+        assert tr >= 1 and te >= 2
+        split_machine(m, "fan", n_train=tr, n_test=te)  # accepted
+    assert largest_split(5, 0, 10, 4) == (0, 0)
+    with pytest.raises(SplitError, match="No valid split fits"):
+        split_machine(m[m.label == "normal"], "fan", n_train=4, n_test=4)
+
+
+def test_training_only_split_needs_no_abnormal_clip(tiny_mimii):
+    m = scan_mimii(tiny_mimii)
+    normal = m[m.label == "normal"]
+    s = split_machine(normal, "fan", n_train=10, n_test=0)
+    assert len(s.train) == 10 and s.test.empty and (s.train.label == "normal").all()
+    with pytest.raises(SplitError, match=r"has 24 normal and 0 abnormal.*is n_train=24, n_test=0"):
+        split_machine(normal, "fan", n_train=30, n_test=0)
+    with pytest.raises(SplitError, match="n_test >= 2 \\(or 0: no test set\\)"):
+        split_machine(normal, "fan", n_train=3, n_test=1)
+
+
+# ------------------------------------------------------------------ a truncated WAV (issue 14.12)
+
+
+def test_truncated_wav_is_used_with_a_warning_naming_the_file(tmp_path):
+    full = write_wav(tmp_path / "full.wav", np.full((8, 4000), 0.25, np.float32))
+    cut = tmp_path / "cut.wav"
+    data = full.read_bytes()
+    cut.write_bytes(data[: 44 + 8 * 2 * 2500 + 3])  # 2,500 whole frames and a partial one
+    assert declared_frames(full) == declared_frames(cut) == 4000
+    with pytest.warns(TruncatedAudioWarning) as record:
+        audio = load_clip(cut)
+    assert audio.shape == (8, 2500)
+    assert str(record[0].message) == (f"{cut}: truncated WAV, read 2500 of the 4000 frames its header declares; "
+                                      "using the frames read (re-download the file to use all of it)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_clip(full).shape == (8, 4000)  # a whole file: no warning

@@ -1,7 +1,9 @@
 """asdlib.download against a tiny MIMII-like archive served over HTTP on 127.0.0.1.
 
 No mocks: a threaded http.server (with Range support, written here) serves the bytes, and the
-tests count the requests it receives.
+tests count the requests it receives. The handler writes each log entry completely before it
+sends a byte, so whatever the client has received is already in ``server.log``: no assertion
+depends on how the server thread is scheduled.
 """
 from __future__ import annotations
 
@@ -49,11 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
+        # recorded before the client can see the response, so a test never races the server thread
+        server.log[-1]["sent"] = len(payload)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Content-Type", "application/zip")
         self.end_headers()
         self.wfile.write(payload)
-        server.log[-1]["sent"] = len(payload)
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -92,6 +95,11 @@ def tiny_zip() -> bytes:
         for seed, name in enumerate(MEMBERS):
             zf.writestr(name, _wav_bytes(seed))
     return buffer.getvalue()
+
+
+def _visible(folder: Path) -> list[str]:
+    """Names in ``folder`` except the lock files (``.<name>.lock``, kept by design: see filelock)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
 
 
 def _registry(data: bytes, name: str = "0_dB_fan.zip", md5: str | None = None) -> pd.DataFrame:
@@ -149,8 +157,8 @@ def test_download_verifies_unpacks_and_second_call_does_no_request(tmp_path, ser
         assert (info.channels, info.samplerate, info.frames) == (8, 16_000, 1600)
     assert dl.is_unpacked(root / "0_dB_fan")
     assert (root / "archives" / "0_dB_fan.zip").read_bytes() == tiny_zip
-    assert sorted(p.name for p in (root / "archives").iterdir()) == ["0_dB_fan.zip"]  # no .part
-    assert sorted(p.name for p in root.iterdir()) == ["0_dB_fan", "archives"]  # no staging folder
+    assert _visible(root / "archives") == ["0_dB_fan.zip"]  # no .part
+    assert _visible(root) == ["0_dB_fan", "archives"]  # no staging folder
     assert [entry["path"] for entry in server.log] == ["0_dB_fan.zip"]
 
     assert dl.download_mimii(root, ["fan"], [0], **kwargs) == folders
@@ -173,7 +181,7 @@ def test_keep_archives_false_deletes_the_zip(tmp_path, server, tiny_zip):
     dl.download_mimii(root, base_url=server.url, registry=_registry(tiny_zip),
                       keep_archives=False, progress=False)
     assert (root / "0_dB_fan" / MEMBERS[0]).is_file()
-    assert list((root / "archives").iterdir()) == []
+    assert _visible(root / "archives") == []
     dl.download_mimii(root, base_url=server.url, registry=_registry(tiny_zip),
                       keep_archives=False, progress=False)
     assert len(server.log) == 1  # unpacked, so not fetched again though the zip is gone
@@ -305,38 +313,51 @@ def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path, member):
         dl.unpack_archive(archive, target, progress=False)
 
     assert str(archive) in str(info.value) and repr(name) in str(info.value)
-    after = sorted(p for p in tmp_path.rglob("*") if p != tmp_path / "data")
+    after = sorted(p for p in tmp_path.rglob("*") if p != tmp_path / "data" and not p.name.endswith(".lock"))
     assert after == before  # neither the target, a staging folder nor evil.txt
     assert not Path("/tmp/asdlib-test-evil.txt").exists()
 
 
-# ----------------------------------------------------------------------------- command line
+# ----------------------------------------------------------------------------- two processes at once
+
+_UNPACKER = """
+import sys, time
+from pathlib import Path
+from asdlib.download import unpack_archive
+archive, target, gate = map(Path, sys.argv[1:])
+while not gate.exists():  # both processes start unpacking together
+    time.sleep(0.001)
+unpack_archive(archive, target, progress=False)
+"""
 
 
-def test_cli_list_prints_sizes_and_downloads_nothing(tmp_path, capsys):
-    root = tmp_path / "mimii"
-    assert dl.main(["--root", str(root), "--machines", "fan", "pump", "--snr", "-6", "0", "--list"]) == 0
-    out = capsys.readouterr().out
-    assert "-6_dB_fan.zip" in out and "10.88 GB" in out and "0_dB_pump.zip" in out and "7.87 GB" in out
-    assert "valve" not in out and "6_dB_fan" not in out.replace("-6_dB_fan", "")
-    assert "4 archive(s), 37.40 GB" in out
-    assert not root.exists()
+def test_two_processes_unpacking_one_archive_leave_it_complete(tmp_path):
+    """Issue 14.4: without a lock, one process deleted the other's staging folder mid-extraction."""
+    import subprocess
+    import sys
+
+    archive = tmp_path / "0_dB_fan.zip"
+    members = {f"fan/id_00/normal/{i:08d}.wav": _wav_bytes(i % 7) for i in range(300)}
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    target, gate = tmp_path / "data" / "0_dB_fan", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _UNPACKER, str(archive), str(target), str(gate)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    gate.touch()
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert dl.is_unpacked(target)
+    written = {p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*.wav")}
+    assert written == members  # every member, every byte
+    assert _visible(target.parent) == ["0_dB_fan"]  # no staging folder left behind
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--machines", "fridge"], "unknown machine 'fridge'"),
-    (["--snr", "3"], "unknown SNR 3"),
-    ([], "pass --yes"),
-])
-def test_cli_user_mistakes_give_one_line_and_status_2(tmp_path, capsys, monkeypatch, argv, expected):
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
-    root = tmp_path / "mimii"
-    assert dl.main(["--root", str(root), *argv]) == 2
-    err = capsys.readouterr().err
-    assert expected in err and err.count("\n") == 1
-    assert not root.exists()
-
-
-def test_cli_missing_root_is_a_usage_error(capsys):
+def test_python_m_asdlib_download_is_the_cli(capsys):
+    """``python -m asdlib.download`` goes through the one parser of asdlib.cli."""
+    assert dl.main(["--machines", "valve", "--snr", "0", "--list", "--root", "unused"]) == 0
+    assert "0_dB_valve.zip" in capsys.readouterr().out
     assert dl.main(["--list"]) == 2
-    assert "--root" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "asdlib download: error: the following arguments are required: --root (see `asdlib download --help`)\n")

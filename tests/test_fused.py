@@ -17,7 +17,7 @@ from asdlib.fused import StackedAutoencoders, train_fused
 from asdlib.models import BaselineAE, DualAE, MultiChannelAE
 from asdlib.modelspec import ModelSpec
 from asdlib.scoring import clip_score_parts, fit_inverse_covariances, residual_stats, weighted_scores
-from asdlib.train import TrainingDivergedError, init_model, train_model
+from asdlib.train import TrainingDivergedError, init_model, train_model_autograd
 
 SPECS = [ModelSpec.baseline(0), ModelSpec.dual(0, 4, 0.5), ModelSpec.dual(2, 6, 2.0), ModelSpec.dual(0, 4, 10.0)]
 SEEDS = [0, 1, 2, 0]
@@ -43,7 +43,7 @@ def train_separately(features, config: Config, specs=SPECS, seeds=SEEDS):
     out = []
     for spec, seed in zip(specs, seeds):
         model = init_model(spec, config, seed).to(next(iter(features.values())).dtype)
-        history = train_model(model, [features[s.name] for s in spec.inputs], spec.weights, config, seed=seed, progress=False)
+        history = train_model_autograd(model, [features[s.name] for s in spec.inputs], spec.weights, config, seed=seed, progress=False)
         out.append((model, history))
     return out
 
@@ -133,7 +133,7 @@ def test_fused_float32_scores_match_separate_training_to_rounding():
         with torch.no_grad():
             for p in nudged.parameters():
                 p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=gen))
-        train_model(nudged, [features[s.name] for s in spec.inputs], spec.weights, config, seed=seed, progress=False)
+        train_model_autograd(nudged, [features[s.name] for s in spec.inputs], spec.weights, config, seed=seed, progress=False)
         s_scores = clip_scores(s_model, spec, features, config)
         fused_gap = max(fused_gap, relative_score_gap(clip_scores(f_model, spec, features, config), s_scores))
         rounding_gap = max(rounding_gap, relative_score_gap(clip_scores(nudged, spec, features, config), s_scores))

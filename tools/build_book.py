@@ -2,9 +2,11 @@
 
 Usage: python tools/build_book.py [extra jupyter-book flags, e.g. -W --keep-going]
 
-First the book's default experiment (the ``quick`` profile on the embedded simulator) runs here with
-progress bars, resuming whatever an earlier build finished; the notebooks then read its results
-(executing them re-uses the finished store instead of training in silence).
+First the book's experiments run here with progress bars, resuming whatever an earlier build finished:
+the profile and data of ``$ASDLIB_PROFILE`` and ``$ASDLIB_DATA_ROOT`` (``make book PROFILE=paper
+DATA_ROOT=~/mimii``; default: the ``book`` profile on the embedded simulator), the grid of Table 1 and
+the extra grids of the "beyond the paper" pages (:func:`asdlib.book.build_specs`). The notebooks then
+read the finished results (executing them re-uses the store instead of training in silence).
 
 Sphinx loads MathJax from a CDN by default; the book must build and read without the internet, so
 MathJax 3 (shipped by the `django-static-mathjax` wheel) is copied into `_mathjax/mathjax/`, which
@@ -65,18 +67,25 @@ def drop_repeated_inline_scripts(html_dir: Path) -> int:
     return removed
 
 
-def run_default_experiment() -> None:
-    from asdlib.experiments import default_results_dir, profile
+def run_book_experiments() -> None:
+    """Run (or resume) every grid the pages read, with progress bars, before the pages execute."""
+    from asdlib import book
+    from asdlib.experiments import default_results_dir
     from asdlib.runner import run_experiment
 
-    print("running the book's default experiment (quick profile, simulated data); Ctrl-C stops it, the next build resumes", flush=True)
-    run_experiment(profile("quick"), default_results_dir(), progress=True)
+    specs = book.build_specs()
+    main = specs[0]
+    origin = "simulated data" if main.simulated else f"real MIMII at {main.data_root}"
+    print(f"running the book's experiments ({main.profile} profile, {origin}; {sum(s.n_cells() for s in specs)} cells in "
+          f"{len(specs)} grids); Ctrl-C stops them, the next build resumes", flush=True)
+    for spec in specs:
+        run_experiment(spec, default_results_dir(), progress=True)
 
 
 def main() -> int:
     copy_mathjax()
     start = time.perf_counter()
-    run_default_experiment()
+    run_book_experiments()
     exe = Path(sys.executable).parent / "jupyter-book"
     rc = subprocess.call([str(exe), "build", str(ROOT), *sys.argv[1:]])
     if (ROOT / "_build" / "html").is_dir():

@@ -1,0 +1,497 @@
+"""The book's layer: what a notebook page calls, so its code cells stay a few lines long.
+
+A page's parameters cell holds papermill parameters; :func:`load_run` turns them into a spec and a
+finished results store (running or resuming the grid when needed). The build decides the profile and
+the data for every page at once: ``make book PROFILE=paper DATA_ROOT=~/mimii`` sets the environment
+variables :data:`PROFILE_ENV` and :data:`DATA_ROOT_ENV`, which a page's ``profile = None`` and
+``data_root = None`` defer to. Papermill passes ``-p machines '["fan"]'`` as a string; list
+parameters accept JSON or YAML text.
+
+The other functions compute what pages show and say: where the numbers come from
+(:func:`data_caption`), Table 1 with intervals (:func:`table1_frame`, :func:`table1_cell_text`), the
+best dual configuration against the baseline (:func:`best_dual_gain`), AUCs per anomaly kind
+(:func:`auc_by_anomaly_kind`), and sentences read off those results.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .experiments import ExperimentSpec, default_results_dir, spec_from_parameters
+
+PROFILE_ENV = "ASDLIB_PROFILE"
+DATA_ROOT_ENV = "ASDLIB_DATA_ROOT"
+DEFAULT_PROFILE = "book"
+LIST_PARAMETERS = ("machines", "mic_pairs", "alphas", "seeds", "models", "pairs")
+
+__all__ = [
+    "build_profile",
+    "build_data_root",
+    "parse_list",
+    "make_spec",
+    "load_run",
+    "data_caption",
+    "table1_frame",
+    "table1_cell_text",
+    "best_dual_gain",
+    "auc_by_anomaly_kind",
+    "signed",
+]
+
+
+def build_profile(profile: str | None = None) -> str:
+    """``profile`` if given, else ``$ASDLIB_PROFILE``, else ``"book"``."""
+    return profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+
+
+def build_data_root(data_root: str | None = None) -> str | None:
+    """``data_root`` if given, else ``$ASDLIB_DATA_ROOT`` (empty: the simulator), else None."""
+    value = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV) or None
+    return str(Path(value).expanduser()) if value else None
+
+
+def parse_list(value: Any, name: str = "parameter") -> list | None:
+    """A list parameter as given by Python, or as the JSON/YAML text papermill passes (``'["fan"]'``).
+
+    A bare word (``fan``) or comma-separated words (``fan,valve``) become a list of words.
+
+    Raises
+    ------
+    ValueError
+        The text is not a list (nor words), naming the parameter.
+    """
+    if value is None or isinstance(value, (list, tuple)):
+        return None if value is None else list(value)
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{name}={value!r} is not a list; write it as JSON, e.g. '[\"fan\", \"valve\"]' ({err})") from None
+        if isinstance(parsed, list):
+            return parsed
+        if isinstance(parsed, str):
+            return [w.strip() for w in parsed.split(",") if w.strip()]
+        if isinstance(parsed, (int, float)):
+            return [parsed]
+    raise ValueError(f"{name}={value!r} is not a list; write it as JSON, e.g. '[\"fan\", \"valve\"]'")
+
+
+def make_spec(profile: str | None = None, data_root: str | None = None, **parameters: Any) -> ExperimentSpec:
+    """The spec a page's parameters describe (None values keep the profile's)."""
+    for key in LIST_PARAMETERS:
+        if key in parameters:
+            parameters[key] = parse_list(parameters[key], key)
+    if parameters.get("device") is None:
+        parameters.pop("device", None)
+    return spec_from_parameters(build_profile(profile), data_root=build_data_root(data_root), **parameters)
+
+
+def load_run(profile: str | None = None, data_root: str | None = None, results_dir: str | Path | None = None,
+             progress: bool = False, **parameters: Any):
+    """The spec of a page's parameters and its finished results store.
+
+    Runs (or resumes) the grid when some cell is missing; a build that ran the experiment first finds
+    every cell done and returns at once.
+
+    Returns
+    -------
+    spec : ExperimentSpec
+    store : asdlib.results.ResultsStore
+    """
+    from .runner import run_experiment
+
+    spec = make_spec(profile, data_root, **parameters)
+    store = run_experiment(spec, results_dir or default_results_dir(), progress=progress)
+    return spec, store
+
+
+def data_caption(spec: ExperimentSpec) -> str:
+    """Where a table's or figure's numbers come from, in one line.
+
+    Examples: ``"simulated data (asdlib.simulate, not MIMII), book profile: 100 training + 200 test
+    clips of 10 s per machine type, 12 epochs, 3 seeds"`` or ``"real MIMII (/data/mimii), paper profile: ..."``.
+    """
+    config = spec.model_config()
+    if spec.simulated:
+        sim = spec.simulator_settings()
+        source = "simulated data (asdlib.simulate, not MIMII)"
+        length = f" of {sim['duration_s']:g} s"
+    else:
+        source = f"real MIMII recordings ({spec.data_root})"
+        length = ""
+    seeds = len(spec.seeds)
+    return (f"{source}, {spec.profile} profile: {spec.n_train} training + {spec.n_test} test clips{length} per machine type, "
+            f"{config.epochs} epochs, {seeds} seed{'s' if seeds != 1 else ''}")
+
+
+def signed(value: float, decimals: int = 1) -> str:
+    """``+4.3`` / ``-1.0`` / ``0.0``: a difference as a page prints it."""
+    text = f"{value:+.{decimals}f}"
+    return text.replace("-0." + "0" * decimals, "0." + "0" * decimals).replace("+0." + "0" * decimals, "0." + "0" * decimals)
+
+
+def table1_frame(store, n_boot: int = 1000) -> pd.DataFrame:
+    """Table 1 in long form: ours (mean over seeds) with its interval beside the reported value.
+
+    Columns: machine, metric, score, model, mic_pair, alpha, ours, ci_low, ci_high, n_seeds,
+    seed_values, reported, difference, best (True for the highest "ours" per machine, metric and
+    score, the baseline included: the paper's bold cell).
+    """
+    from .tables import compare_with_reported, interval_summary
+
+    frame = compare_with_reported(store.metrics(), interval_summary(store, n_boot=n_boot))
+    frame["best"] = False
+    rows = frame[frame["machine"] != "average"]
+    best = rows.groupby(["machine", "metric", "score"])["ours"].idxmax().dropna().astype(int)
+    frame.loc[best.to_numpy(), "best"] = True
+    return frame
+
+
+def table1_cell_text(row, reported: bool = True) -> str:
+    """One Table 1 cell as HTML: ours (bold when best), the reported value, the interval or the seeds."""
+    ours = f"{row['ours']:.2f}"
+    if row.get("best", False):
+        ours = f"<b>{ours}</b>"
+    text = ours
+    if reported and pd.notna(row.get("reported")):
+        text += f"<span style='color:gray'> ({row['reported']:.2f})</span>"
+    if pd.notna(row.get("ci_low")):
+        text += f"<br><small>[{row['ci_low']:.1f}, {row['ci_high']:.1f}]</small>"
+    elif row.get("seed_values") and int(row.get("n_seeds", 0)) > 1:
+        text += f"<br><small>seeds: {row['seed_values']}</small>"
+    return text
+
+
+def best_dual_gain(frame: pd.DataFrame, value: str = "ours", by: tuple = ("machine", "metric", "score")) -> pd.DataFrame:
+    """Per group, the best dual configuration (chosen on the test results) minus the baseline.
+
+    ``frame`` is long form with ``model`` ("baseline"/"dual"), ``mic_pair``, ``alpha`` and ``value``.
+    Returns the groups with ``baseline``, ``best dual``, ``best config`` (``"0-4, α=2"``),
+    ``n_configs`` (how many dual configurations the best was picked from) and ``gain``.
+    """
+    by = list(by)
+    base = frame[frame["model"] == "baseline"].set_index(by)[value]
+    duals = frame[frame["model"] == "dual"]
+    idx = duals.groupby(by)[value].idxmax().dropna().astype(int)
+    best = duals.loc[idx.to_numpy()].set_index(by)
+    out = pd.DataFrame({
+        "baseline": base,
+        "best dual": best[value],
+        "best config": [f"{p}, α={a:g}" for p, a in zip(best["mic_pair"], best["alpha"])],
+        "n_configs": duals.groupby(by)[value].count(),
+    })
+    out["gain"] = out["best dual"] - out["baseline"]
+    return out.dropna(subset=["baseline", "best dual"])
+
+
+def auc_by_anomaly_kind(store, kinds: tuple = ("spectral", "spatial")) -> pd.DataFrame:
+    """AUC (%) of every cell against each anomaly kind alone (simulated data: its metadata has the kind).
+
+    Returns long form: model (name), kind, mic_pair, alpha, machine, seed, anomaly, score, AUC.
+    """
+    from .metrics import roc_auc
+
+    spec = store.spec
+    rows = []
+    for ms in spec.model_specs():
+        for machine in spec.machines:
+            for seed in spec.seeds:
+                t = store.test_scores(machine, seed, ms.name)
+                if "anomaly_kind" not in t:
+                    raise ValueError("anomaly kinds are known only for simulated data; this run has none")
+                for anomaly in kinds:
+                    sel = ((t["y"] == 0) | (t["anomaly_kind"] == anomaly)).to_numpy()
+                    for score in spec.scores:
+                        rows.append({"model": ms.name, "kind": ms.kind, "mic_pair": ms.mic_pair, "alpha": ms.alpha,
+                                     "machine": machine, "seed": seed, "anomaly": anomaly, "score": score,
+                                     "AUC": 100 * roc_auc(t.loc[sel, "y"], t.loc[sel, score])})
+    return pd.DataFrame(rows)
+
+
+def share(n: int, total: int) -> str:
+    """``"3 of 4"``: a count as a page prints it."""
+    return f"{n} of {total}"
+
+
+def finite(values) -> np.ndarray:
+    """The finite values of an array-like, as float."""
+    v = np.asarray(values, dtype=float)
+    return v[np.isfinite(v)]
+
+
+def caption(label: str, text: str, spec: ExperimentSpec | None = None):
+    """A numbered caption under a table or figure, with the data's origin: Markdown for ``display``.
+
+    ``caption("Figure 5.1", "AUC against α, MSE score.", spec)`` gives
+    "**Figure 5.1.** AUC against α, MSE score. *Data: simulated data (...), book profile: ...*".
+    """
+    from IPython.display import Markdown
+
+    origin = f" *Data: {data_caption(spec)}.*" if spec is not None else ""
+    return Markdown(f"**{label}.** {text}{origin}")
+
+
+def table1_summary(frame: pd.DataFrame, average_gain: pd.DataFrame) -> str:
+    """Two sentences read off Table 1: the Average AUCs and who holds the bold cells.
+
+    ``frame`` is :func:`table1_frame`'s output, ``average_gain`` :func:`best_dual_gain` of its
+    "average" rows by (metric, score).
+    """
+    parts = []
+    for (metric, score), g in average_gain.iterrows():
+        if metric != "AUC":
+            continue
+        parts.append(f"{score.upper()} {g['baseline']:.1f} % for the baseline against {g['best dual']:.1f} % for the best dual "
+                     f"configuration ({g['best config']}; {signed(g['gain'])} points)")
+    rows = frame[(frame["machine"] != "average") & frame["best"]]
+    n_dual = int((rows["model"] == "dual").sum())
+    text = "Average AUC: " + "; ".join(parts) + ". " if parts else ""
+    text += (f"The bold (best) cell is a dual configuration in {share(n_dual, len(rows))} (machine type, metric, score) groups "
+             f"and the baseline in {len(rows) - n_dual}.")
+    return text
+
+
+OPPOSITE_PAIRS = [[0, 4], [1, 5], [2, 6], [3, 7]]
+CHANNEL_SETS = {2: [4], 3: [4, 2], 4: [4, 2, 6], 8: [1, 2, 3, 4, 5, 6, 7]}
+
+
+def pairs_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 2.0,
+               seeds=None, **parameters: Any) -> ExperimentSpec:
+    """The four-pair grid of the dipole page: the baseline and the dual AE on every opposite pair, one α."""
+    seeds = parse_list(seeds, "seeds") or make_spec(profile, data_root).seeds[:1]
+    return make_spec(profile, data_root, machines=parse_list(list(machines), "machines"), mic_pairs=OPPOSITE_PAIRS,
+                     alphas=[float(alpha)], seeds=seeds, **parameters)
+
+
+def channels_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 1.0,
+                  channel_sets: dict | None = None, seeds=None, **parameters: Any) -> ExperimentSpec:
+    """The more-microphones grid: the baseline and the multi-channel AE with 2, 3, 4 and 8 channels.
+
+    The differences are taken from microphone 0; the difference channels share a total weight
+    ``alpha`` (``alpha_k = alpha / (N - 1)``) so that only the number of channels changes.
+    """
+    from .modelspec import ModelSpec
+
+    channel_sets = channel_sets or CHANNEL_SETS
+    models = [ModelSpec.baseline(0).to_dict()]
+    models += [ModelSpec(0, tuple(o), (alpha / len(o),) * len(o)).to_dict() for o in channel_sets.values()]
+    return make_spec(profile, data_root, machines=parse_list(list(machines), "machines"), models=models,
+                     seeds=parse_list(seeds, "seeds"), **parameters)
+
+
+def build_specs(profile: str | None = None, data_root: str | None = None) -> list[ExperimentSpec]:
+    """Every grid the book's pages read with their default parameters: Table 1's first."""
+    return [make_spec(profile, data_root), pairs_spec(profile, data_root), channels_spec(profile, data_root)]
+
+
+def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AUC") -> tuple[pd.DataFrame, str]:
+    """What Figure 5 shows, per machine type: the best pair, and whether each pair has an α above the baseline.
+
+    Returns a table (one row per machine: baseline, best value and α per pair, the best pair, how
+    many pairs have an α above the baseline, and whether that α's interval lies wholly above the
+    baseline's) and a sentence read off it.
+    """
+    s = summary[(summary["score"] == score) & (summary["metric"] == metric) & (summary["machine"] != "average")]
+    rows = []
+    for machine, sm in s.groupby("machine", sort=False):
+        base = sm[sm["model"] == "baseline"]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        row = {"machine": machine, "baseline": b["mean"]}
+        clear = 0
+        above = 0
+        best_pair, best_value = None, -np.inf
+        for pair, group in sm[sm["model"] == "dual"].groupby("mic_pair"):
+            top = group.loc[group["mean"].idxmax()]
+            row[f"best {pair}"] = top["mean"]
+            row[f"α {pair}"] = top["alpha"]
+            above += bool(top["mean"] > b["mean"])
+            clear += bool(pd.notna(top["ci_low"]) and pd.notna(b["ci_high"]) and top["ci_low"] > b["ci_high"])
+            if top["mean"] > best_value:
+                best_pair, best_value = pair, top["mean"]
+        row.update({"best pair": best_pair, "pairs with an α above the baseline": above,
+                    "pairs whose best α is clearly above (intervals apart)": clear})
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("machine")
+    if table.empty:
+        return table, "There is no dual configuration to read."
+    n_pairs = len([c for c in table.columns if c.startswith("best ") and c != "best pair"])
+    pairs = table["best pair"].value_counts()
+    depends = len(pairs) > 1
+    all_above = int((table["pairs with an α above the baseline"] == n_pairs).sum())
+    all_clear = int((table["pairs whose best α is clearly above (intervals apart)"] == n_pairs).sum())
+    text = (f"The best pair ({metric}, {score.upper()}) is " +
+            ", ".join(f"{p} for {share(int(n), len(table))} machine types" for p, n in pairs.items()) +
+            (" — it depends on the machine, as the paper says. " if depends else " — here it does not depend on the machine, unlike the paper's reading. ") +
+            f"Every pair has an α above the baseline for {share(all_above, len(table))} machine types; "
+            f"with intervals that do not overlap the baseline's for {share(all_clear, len(table))}.")
+    return table, text
+
+
+def gain_reading_sentence(readings: pd.DataFrame, stated: dict, tolerance: float = 0.015) -> str:
+    """What the stated gains match in a table of candidate readings (rows: readings, columns: metrics)."""
+    parts = []
+    for metric, value in stated.items():
+        found = [(reading, col) for (reading, col), x in readings.stack().items() if abs(x - value) <= tolerance]
+        if found:
+            parts.append(f"the stated {value} for the {metric} equals " + " and ".join(f"“{r}” computed on the {c}" for r, c in found))
+        else:
+            nearest = (readings[metric] - value).abs().idxmin()
+            parts.append(f"no reading gives the stated {value} for the {metric} (nearest: “{nearest}”, {readings.loc[nearest, metric]:.2f})")
+    text = "In the reported table, " + "; ".join(parts) + "."
+    per_pair = [r for r in readings.index if r.startswith("mics")]
+    if all(any(abs(readings.loc[r, "AUC"] - v) <= tolerance for r in per_pair) for v in stated.values()):
+        best_cell = readings.loc["best Average cell - baseline", "AUC"]
+        text += (" So the sentence most likely means the AUC rises by these amounts with the two microphone pairs, "
+                 "α chosen per machine type on the test results (an oracle, not a configuration fixed in advance); "
+                 f"no single fixed configuration reaches it (the best Average AUC cell is {signed(best_cell, 2)} points).")
+    return text
+
+
+def seed_spread(metrics: pd.DataFrame, metric_names=("AUC", "pAUC")) -> pd.DataFrame:
+    """How far one run moves between training seeds: per cell, the range (max - min over seeds) in points."""
+    from .tables import KEY
+
+    m = metrics[metrics["metric"].isin(list(metric_names))].assign(alpha=lambda f: f["alpha"].fillna(-1.0))
+    spread = m.groupby(KEY)["value_percent"].agg(lambda v: float(v.max() - v.min()) if len(v) > 1 else np.nan)
+    return spread.rename("seed range").reset_index()
+
+
+def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
+    """Every dual configuration against the baseline, per machine type and score, on the same test clips.
+
+    Columns: machine, score, model, baseline AUC, dual AUC (means over seeds, %), ΔAUC and its
+    paired-bootstrap 95 % interval (points; clips resampled, the same clips for both models and all
+    seeds), the bootstrap p-value and DeLong's p-value (median over seeds).
+    """
+    from .metrics import delong_test, paired_bootstrap_auc_difference, roc_auc
+
+    spec = store.spec
+    specs = spec.model_specs()
+    baseline = next(ms for ms in specs if ms.kind == "baseline")
+    rows = []
+    for machine in spec.machines:
+        base_tables = [store.test_scores(machine, s, baseline.name) for s in spec.seeds]
+        y = base_tables[0]["y"].to_numpy()
+        for score in spec.scores:
+            b = np.stack([t[score].to_numpy() for t in base_tables])
+            for ms in specs:
+                if ms.kind != "dual":
+                    continue
+                d = np.stack([store.test_scores(machine, s, ms.name)[score].to_numpy() for s in spec.seeds])
+                boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0)
+                delong = [delong_test(y, d[k], b[k]).p_value for k in range(len(spec.seeds))]
+                rows.append({"machine": machine, "score": score, "model": ms.name,
+                             "baseline AUC": 100 * np.mean([roc_auc(y, row) for row in b]),
+                             "dual AUC": 100 * np.mean([roc_auc(y, row) for row in d]),
+                             "ΔAUC": 100 * boot.difference, "Δ low": 100 * boot.ci_low, "Δ high": 100 * boot.ci_high,
+                             "bootstrap p": boot.p_value, "DeLong p (median over seeds)": float(np.median(delong))})
+    return pd.DataFrame(rows)
+
+
+def best_of(tests: pd.DataFrame) -> pd.DataFrame:
+    """Per (machine, score), the dual configuration with the largest ΔAUC, its p-value Bonferroni-corrected
+    for having been picked among ``n_configs`` configurations on the test data."""
+    n_configs = int(tests.groupby(["machine", "score"]).size().max())
+    best = tests.loc[tests.groupby(["machine", "score"])["ΔAUC"].idxmax()].copy()
+    best["n_configs"] = n_configs
+    best["Bonferroni p"] = np.minimum(1.0, best["bootstrap p"] * n_configs)
+    return best.reset_index(drop=True)
+
+
+def how_sure_summary(widths, seed_ranges, best: pd.DataFrame, n_seeds: int) -> str:
+    """Sentences read off the How-sure page: interval widths, seed spread, gains that survive."""
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
+
+    w = finite(widths)
+    r = finite(seed_ranges)
+    gains = finite(best["ΔAUC"]) if len(best) else np.array([])
+    parts = []
+    if n_seeds < MIN_SEEDS_FOR_INTERVAL or w.size == 0:
+        parts.append(f"with {n_seeds} seed{'s' if n_seeds != 1 else ''} no interval is computed; the per-seed values are shown.")
+    else:
+        parts.append(f"the median 95 % interval of a machine-type cell is {np.median(w):.1f} points wide "
+                     f"(from {w.min():.1f} to {w.max():.1f}).")
+    if r.size:
+        parts.append(f"One run moves between seeds by {np.median(r):.1f} points in the median cell and by up to {r.max():.1f}.")
+    if gains.size:
+        n_sig = int((best["Bonferroni p"] < 0.05).sum())
+        parts.append(f"The best dual configuration's gain over the baseline ranges from {signed(gains.min())} to {signed(gains.max())} "
+                     f"AUC points; {share(n_sig, len(best))} (machine type, score) gains stay significant at 5 % after accounting for "
+                     f"the choice among {int(best['n_configs'].iloc[0])} configurations.")
+    text = " ".join(parts)
+    return text[0].upper() + text[1:]
+
+
+def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), floor_db: float = -60.0) -> pd.DataFrame:
+    """Per simulated machine unit: its azimuth and distance, and each pair's mean gain (dB) towards it.
+
+    A pair exactly broadside to a unit cancels it completely (an exact null, -inf dB in theory); such
+    gains are shown as ``floor_db``.
+    """
+    from . import simulate
+    from .spatial import difference_response
+
+    band = np.linspace(band_hz[0], band_hz[1], 200)
+    rows = []
+    for machine in simulate.MACHINES:
+        for machine_id in simulate.MACHINE_IDS:
+            pos = simulate.clip_layout(machine, machine_id, seed=0)["machine_position"]
+            az, dist = float(np.rad2deg(np.arctan2(pos[1], pos[0]))), float(np.hypot(pos[0], pos[1]))
+            row = {"machine": machine, "id": machine_id, "azimuth (°)": round(az, 1), "distance (cm)": round(100 * dist, 1)}
+            for a, b in pairs:
+                g = difference_response(band, np.array([az]), (a, b), distance=dist)[:, 0]
+                row[f"{a}-{b} (dB)"] = round(max(10 * np.log10(max(np.mean(g**2), 1e-30)), floor_db), 1)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> tuple[pd.DataFrame, str]:
+    """The more-microphones curve as a table (channels -> mean and interval) and a sentence read off it."""
+    s = summary[(summary["score"] == score) & (summary["metric"] == metric) & (summary["machine"] != "average")].copy()
+    s["channels"] = s["mic_pair"].map(lambda p: 1 if p == "" else len(str(p).split("-")))
+    table = s.groupby(["machine", "channels"])[["mean", "ci_low", "ci_high", "n_seeds"]].first()
+    parts = []
+    for machine, t in table.groupby(level="machine"):
+        t = t.droplevel("machine")
+        curve = " → ".join(f"{v:.1f}" for v in t["mean"])
+        best_n = int(t["mean"].idxmax())
+        text = f"{machine}: {metric} ({score.upper()}) {curve} % for {', '.join(str(n) for n in t.index)} channels; best with {best_n}"
+        if 2 in t.index and t[["ci_low", "ci_high"]].notna().all().all():
+            dual_low, dual_high = t.loc[2, "ci_low"], t.loc[2, "ci_high"]
+            apart = [n for n in t.index if n > 2 and (t.loc[n, "ci_high"] < dual_low or t.loc[n, "ci_low"] > dual_high)]
+            text += ("; no count of channels has an interval apart from the dual AE's (2 channels)" if not apart
+                     else f"; intervals apart from the dual AE's for {', '.join(map(str, apart))} channels")
+        parts.append(text)
+    return table, ". ".join(parts) + "."
+
+
+def gain_by_anomaly_kind(auc: pd.DataFrame) -> pd.DataFrame:
+    """From :func:`auc_by_anomaly_kind`: per (score, anomaly, machine), the baseline's AUC, the best dual's
+    (best configuration by its mean over seeds, chosen on these test clips) and the gain in points."""
+    mean = auc.groupby(["score", "anomaly", "machine", "kind", "model"])["AUC"].mean().reset_index()
+    base = mean[mean["kind"] == "baseline"].set_index(["score", "anomaly", "machine"])["AUC"]
+    best = mean[mean["kind"] == "dual"].groupby(["score", "anomaly", "machine"])["AUC"].max()
+    out = pd.DataFrame({"baseline": base, "best dual": best})
+    out["gain"] = out["best dual"] - out["baseline"]
+    return out
+
+
+def anomaly_kind_reading(gains: pd.DataFrame) -> str:
+    """Sentences read off :func:`gain_by_anomaly_kind`: which kind the dual AE helps more, and whether
+    that agrees with the premise that the difference channel helps with *spatial* anomalies."""
+    parts = []
+    for score, g in gains.groupby(level="score"):
+        by_kind = g["gain"].groupby(level="anomaly").mean()
+        spatial, spectral = by_kind.get("spatial", np.nan), by_kind.get("spectral", np.nan)
+        verdict = ("as the premise of this page expects" if spatial > spectral
+                   else "against the premise of this page: here the dual AE helps spectral anomalies more than spatial ones")
+        parts.append(f"{score.upper()}: the best dual configuration changes the AUC by {signed(spatial)} points on spatial anomalies and "
+                     f"{signed(spectral)} on spectral ones (mean over machine types), {verdict}")
+    return "; ".join(parts) + ". The best configuration is picked on the same test clips, so both gains are optimistic."

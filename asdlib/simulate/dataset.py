@@ -1,0 +1,298 @@
+"""Data sets of simulated clips on disk, in MIMII's folder layout, with ``metadata.csv``."""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from ..config import MACHINES
+from ..fileio import atomic_path, atomic_write_text
+from ..geometry import N_MICS, SR
+from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
+from .clip import _check_strength, clip_layout, simulate_clip
+from .machines import MACHINE_IDS
+
+__all__ = ["DATA_VERSION", "LABELS", "recording_seed", "clip_seed", "simulate_dataset"]
+
+#: Version of the simulated clips: part of every clip's seed key, and what a cache of simulated data
+#: sets should key on. Bump it whenever a clip's samples change (beyond float rounding).
+#: 2: SNR folders of one recording share the machine sound and anomaly (issue 15); single-precision
+#: propagation (issue 13).
+DATA_VERSION = "asdlib.simulate/2"
+LABELS = ("normal", "abnormal")
+
+
+def _snr_text(snr_db: float) -> str:
+    return f"{float(snr_db) + 0.0:g}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _hash63(*fields) -> int:
+    key = "|".join([DATA_VERSION, *map(str, fields)])
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+
+
+def recording_seed(seed: int, machine: str, machine_id: int, label: str, index: int) -> int:
+    """The seed of one recording of a data set: its machine sound and anomaly, in every SNR folder.
+
+    As in MIMII, where each recording is mixed with factory noise at -6, 0 and 6 dB, the clips
+    ``<snr>_dB_<machine>/<machine>/id_XX/<label>/<index>.wav`` of all SNR levels share this seed
+    (the same machine sound and anomaly) and differ in their background (:func:`clip_seed`).
+    A stable 63-bit hash (SHA-256 of a canonical text including :data:`DATA_VERSION`, not
+    Python's randomised ``hash``), so a clip is the same whatever else the data set holds.
+
+    Parameters
+    ----------
+    seed : int
+        The data set's global seed.
+    machine : str
+    machine_id : int
+    label : {"normal", "abnormal"}
+    index : int
+        The clip's number within its ``id_XX/<label>`` folder.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**63)``; the ``seed`` of :func:`~asdlib.simulate.simulate_clip`.
+    """
+    return _hash63(int(seed), machine, int(machine_id), label, int(index))
+
+
+def clip_seed(seed: int, machine: str, machine_id: int, snr_db: float, label: str, index: int) -> int:
+    """The background seed of one clip of a data set: a stable 63-bit hash of what identifies the clip.
+
+    It depends only on these fields (SHA-256 of a canonical text including :data:`DATA_VERSION`,
+    not Python's randomised ``hash``), so a clip is the same whatever else the data set holds. The
+    machine sound and anomaly come from :func:`recording_seed`, which leaves out the SNR.
+
+    Parameters
+    ----------
+    seed : int
+        The data set's global seed.
+    machine : str
+    machine_id : int
+    snr_db : float
+    label : {"normal", "abnormal"}
+    index : int
+        The clip's number within its ``id_XX/<label>`` folder.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**63)``; the ``background_seed`` of :func:`~asdlib.simulate.simulate_clip`.
+    """
+    return _hash63(int(seed), machine, int(machine_id), _snr_text(snr_db), label, int(index))
+
+
+def _spread(total: int, parts: int) -> list[int]:
+    """``total`` split as evenly as possible into ``parts`` (the first ones get the remainder)."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def _relpath(machine: str, machine_id: int, snr_db: float, label: str, index: int) -> str:
+    return f"{_snr_text(snr_db)}_dB_{machine}/{machine}/id_{int(machine_id):02d}/{label}/{index:08d}.wav"
+
+
+def _wav_size(n_frames: int, sr: int = SR) -> int:
+    """Bytes of an 8-channel 16-bit WAV of ``n_frames`` as soundfile writes it."""
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((1, N_MICS), dtype=np.int16), sr, subtype="PCM_16", format="WAV")
+    return buf.getbuffer().nbytes - N_MICS * 2 + n_frames * N_MICS * 2
+
+
+def _check_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out/root {str(root)!r} is an existing file, not a folder; give a new or existing folder for the data set")
+
+
+def _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, duration_s, anomaly_kinds, n_jobs,
+                        anomaly_strength=DEFAULT_ANOMALY_STRENGTH) -> None:
+    _check_strength(anomaly_strength)
+    for m in machines:
+        if m not in MACHINES:
+            raise ValueError(f"unknown machine {m!r}; choose from {', '.join(MACHINES)}")
+    for i in machine_ids:
+        if i not in MACHINE_IDS:
+            raise ValueError(f"unknown machine id {i!r}; choose from {', '.join(map(str, MACHINE_IDS))}")
+    for name, value in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
+        if not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    for snr in snrs_db:
+        if not np.isfinite(snr):
+            raise ValueError(f"SNR {snr!r} dB is not a finite number; MIMII uses -6, 0 and 6")
+    if not (duration_s > 0 and np.isfinite(duration_s)):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration_s!r}")
+    for k in anomaly_kinds:
+        if k not in ANOMALY_KINDS:
+            raise ValueError(f"unknown anomaly kind {k!r}; choose from {', '.join(ANOMALY_KINDS)}")
+    if n_abnormal and not anomaly_kinds:
+        raise ValueError("anomaly_kinds is empty but n_abnormal > 0; give 'spectral' and/or 'spatial'")
+    if not machines or not machine_ids or not snrs_db:
+        raise ValueError("machines, machine_ids and snrs_db must each name at least one value")
+    if not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a whole number >= 1, got {n_jobs!r}")
+
+
+def _anomaly_kind(kinds: Sequence[str], machine_id: int, index: int) -> str:
+    """Kind of abnormal clip ``index`` of a unit: the kinds in turn, starting one further for each ID."""
+    return kinds[(index + MACHINE_IDS.index(machine_id)) % len(kinds)]
+
+
+def _plan(machines, machine_ids, snrs_db, n_normal, n_abnormal, seed, anomaly_kinds) -> list[dict]:
+    jobs = []
+    for snr in snrs_db:
+        for machine in machines:
+            for label, total in (("normal", n_normal), ("abnormal", n_abnormal)):
+                for mid, count in zip(machine_ids, _spread(total, len(machine_ids))):
+                    for index in range(count):
+                        kind = _anomaly_kind(anomaly_kinds, mid, index) if label == "abnormal" else None
+                        jobs.append({
+                            "path": _relpath(machine, mid, snr, label, index),
+                            "machine": machine, "machine_id": int(mid), "snr_db": float(snr) + 0.0,
+                            "label": label, "index": index, "anomaly": kind,
+                            "seed": recording_seed(seed, machine, mid, label, index),
+                            "background_seed": clip_seed(seed, machine, mid, snr, label, index),
+                        })
+    return jobs
+
+
+def _metadata_row(job: dict, duration_s: float, strength: float) -> dict:
+    lay = clip_layout(job["machine"], job["machine_id"], seed=job["seed"], anomaly=job["anomaly"], anomaly_strength=strength,
+                      background_seed=job["background_seed"])
+    an = lay["anomaly"]
+    row = {
+        "path": job["path"], "machine": job["machine"], "machine_id": f"id_{job['machine_id']:02d}",
+        "snr_db": job["snr_db"], "label": job["label"], "anomaly_kind": an["kind"] or "none",
+        "anomaly_type": an["type"] or "none", "anomaly_level_db": an["level_db"], "seed": job["seed"],
+        "background_seed": job["background_seed"],
+        "duration_s": duration_s,
+    }
+    points = {"machine": lay["machine_position"], "anomaly": an["position"]}
+    points.update({f"bg{i}": b["position"] for i, b in enumerate(lay["background"])})
+    for name, pos in points.items():
+        for axis, value in zip("xyz", pos if pos is not None else (np.nan,) * 3):
+            row[f"{name}_{axis}"] = round(float(value), 6)
+    for i, b in enumerate(lay["background"]):
+        row[f"bg{i}_kind"] = b["kind"]
+    return row
+
+
+def _write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio.T, sr, subtype="PCM_16", format="WAV")
+
+
+def _make_file(task: tuple) -> tuple[str, float]:
+    """Simulate and write one clip (a process-pool task). Returns (relative path, peak before clipping)."""
+    root, job, duration_s, strength = task
+    audio, info = simulate_clip(
+        job["machine"], job["machine_id"], snr_db=job["snr_db"], anomaly=job["anomaly"], seed=job["seed"],
+        duration_s=duration_s, anomaly_strength=strength, background_seed=job["background_seed"],
+    )
+    _write_wav_atomic(Path(root) / job["path"], np.clip(audio, -1.0, 1.0), SR)
+    return job["path"], info["peak"]
+
+
+def simulate_dataset(
+    root: str | Path,
+    machines: Sequence[str] = MACHINES,
+    machine_ids: Sequence[int] = MACHINE_IDS,
+    snrs_db: Sequence[float] = (0.0,),
+    n_normal: int = 1100,
+    n_abnormal: int = 100,
+    duration_s: float = 10.0,
+    seed: int = 0,
+    anomaly_kinds: Sequence[str] = ANOMALY_KINDS,
+    anomaly_strength: float = DEFAULT_ANOMALY_STRENGTH,
+    n_jobs: int = 2,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Write a MIMII-layout data set of simulated clips, resuming where a previous call stopped.
+
+    Files: ``<root>/<snr>_dB_<machine>/<machine>/id_<XX>/<normal|abnormal>/<NNNNNNNN>.wav``
+    (8 channels, 16 kHz, PCM_16) and ``<root>/metadata.csv``. A file that already exists with the
+    expected size is kept (clips are deterministic, so it holds the same content); each WAV is
+    written to a temporary file and renamed.
+
+    Parameters
+    ----------
+    root : str or Path
+        Output folder (created).
+    machines : sequence of str
+        Machine types, from ``("fan", "pump", "slider", "valve")``.
+    machine_ids : sequence of int
+        Units, from ``(0, 2, 4, 6)``.
+    snrs_db : sequence of float
+        SNR levels in dB; each gets its own folder (``-6_dB_fan``, ``0_dB_fan``, ...).
+    n_normal, n_abnormal : int
+        Clips per machine type and SNR, spread evenly over ``machine_ids`` (the defaults, 1,100 and
+        100, fill the paper's split: 1,000 training and 200 test clips, half of them abnormal).
+    duration_s : float
+        Clip length in seconds.
+    seed : int
+        Global seed. Each clip's ``seed`` (machine sound and anomaly) is :func:`recording_seed` of it
+        and the recording's identity, the same in every SNR folder as in MIMII; its
+        ``background_seed`` is :func:`clip_seed`, which also depends on the SNR.
+    anomaly_kinds : sequence of str
+        Kinds of anomaly, taken in turn: abnormal clip ``i`` of the unit with ID ``k``-th in
+        ``(0, 2, 4, 6)`` gets ``anomaly_kinds[(i + k) % len(anomaly_kinds)]``.
+    anomaly_strength : float
+        See :func:`simulate_clip` (dB relative to the machine's sound).
+    n_jobs : int
+        Processes (``concurrent.futures.ProcessPoolExecutor`` when > 1).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The metadata, one row per clip (also written to ``metadata.csv``): ``path`` (relative to
+        ``root``), ``machine``, ``machine_id`` (``"id_00"``), ``snr_db``, ``label``,
+        ``anomaly_kind`` (``"none"`` for normal clips), ``anomaly_type``, ``anomaly_level_db``,
+        ``seed``, ``background_seed``, ``duration_s``, source positions ``machine_x/y/z``, ``anomaly_x/y/z`` (NaN when
+        normal), ``bg<i>_x/y/z`` and ``bg<i>_kind``.
+    """
+    from tqdm import tqdm
+
+    machines, machine_ids = list(machines), [int(i) if isinstance(i, (int, np.integer)) else i for i in machine_ids]
+    snrs_db, anomaly_kinds = [float(s) for s in snrs_db], list(anomaly_kinds)
+    _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, duration_s, anomaly_kinds, n_jobs, anomaly_strength)
+    root = Path(root).expanduser()
+    _check_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = _plan(machines, machine_ids, snrs_db, n_normal, n_abnormal, seed, anomaly_kinds)
+    size = _wav_size(int(round(duration_s * SR)))
+    todo = [j for j in jobs if not ((root / j["path"]).is_file() and (root / j["path"]).stat().st_size == size)]
+    tasks = [(str(root), j, duration_s, anomaly_strength) for j in todo]
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="simulate", unit="clip", disable=not progress)
+    clipped = []
+    try:
+        if n_jobs > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                for path, peak in pool.map(_make_file, tasks, chunksize=max(1, min(16, len(tasks) // (4 * n_jobs)))):
+                    clipped += [(path, peak)] if peak > 1.0 else []
+                    bar.update()
+        else:
+            for task in tasks:
+                path, peak = _make_file(task)
+                clipped += [(path, peak)] if peak > 1.0 else []
+                bar.update()
+    finally:
+        bar.close()
+    if clipped:
+        worst = max(clipped, key=lambda c: c[1])
+        warnings.warn(
+            f"{len(clipped)} simulated clip(s) exceeded full scale and were clipped (worst: {worst[0]}, "
+            f"peak {worst[1]:.2f}); lower anomaly_strength or raise the SNR",
+            stacklevel=2,
+        )
+    meta = pd.DataFrame([_metadata_row(j, duration_s, anomaly_strength) for j in jobs])
+    atomic_write_text(root / "metadata.csv", meta.to_csv(index=False))
+    return meta

@@ -1,0 +1,191 @@
+"""Free-field propagation from point sources to the microphones of the array.
+
+Spherical spreading (amplitude ``1 / r``) and the exact, fractional propagation delay ``r / c``,
+applied as a phase ramp on the spectrum of the whole signal (exact for band-limited signals).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import fft as sfft
+
+from ..geometry import MIC_POSITIONS, SPEED_OF_SOUND, SR
+
+__all__ = ["propagation_delays", "propagate_spectra", "propagate"]
+
+_TWO_PI = 2.0 * np.pi
+
+
+def propagation_delays(positions: np.ndarray, mics: np.ndarray | None = None, c: float = SPEED_OF_SOUND) -> np.ndarray:
+    """Delays from point sources to microphones, relative to the array centre.
+
+    Parameters
+    ----------
+    positions : np.ndarray [shape=(S, 3)]
+        Source positions in metres.
+    mics : np.ndarray [shape=(M, 3)], optional
+        Microphone positions in metres (default :data:`MIC_POSITIONS`).
+    c : float
+        Speed of sound in m/s.
+
+    Returns
+    -------
+    np.ndarray [shape=(S, M)]
+        ``(|p_s - m| - |p_s|) / c`` in seconds: positive where a microphone is farther than the centre.
+    """
+    positions = np.atleast_2d(np.asarray(positions, dtype=float))
+    mics = MIC_POSITIONS if mics is None else np.asarray(mics, dtype=float)
+    dist = np.linalg.norm(positions[:, None, :] - mics[None, :, :], axis=-1)  # (S, M)
+    return (dist - np.linalg.norm(positions, axis=-1)[:, None]) / c
+
+
+_BLOCK = 512  # bins per block of the coarse x fine phase-ramp factorisation
+
+
+def _phase_ramps(delays_samples: np.ndarray, n: int) -> np.ndarray:
+    """``exp(-2j pi k d / n)`` for rfft bins ``k`` and delays ``d`` (samples), shape (M, n//2+1).
+
+    Computed as an outer product of a coarse and a fine ramp (two short ``exp`` calls instead of
+    M * F), which is exact to float64 rounding.
+    """
+    fine, coarse = _ramp_factors(np.asarray(delays_samples, dtype=float), n)
+    n_bins = n // 2 + 1
+    return (coarse[:, :, None] * fine[:, None, :]).reshape(len(fine), -1)[:, :n_bins]
+
+
+def _ramp_factors(delays_samples: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fine (M, _BLOCK) and coarse (M, n_blocks) factors of the phase ramps, in float64."""
+    n_blocks = -(-(n // 2 + 1) // _BLOCK)
+    w = -_TWO_PI * delays_samples[:, None] / n  # (M, 1) radians per bin
+    fine = np.exp(1j * w * np.arange(_BLOCK))
+    coarse = np.exp(1j * w * (_BLOCK * np.arange(n_blocks)))
+    return fine, coarse
+
+
+def _delays_and_distances(positions: np.ndarray, mics: np.ndarray, sr: float, c: float) -> tuple[np.ndarray, np.ndarray]:
+    dist = np.linalg.norm(positions[:, None, :] - mics[None, :, :], axis=-1)  # (S, M)
+    if np.any(dist < 1e-3):
+        raise ValueError("a source sits on a microphone (closer than 1 mm); move it")
+    delays = (dist - np.linalg.norm(positions, axis=-1)[:, None]) / c * sr  # (S, M) samples
+    return delays, dist
+
+
+def _mix_at_mics(spectra: np.ndarray, delays: np.ndarray, dist: np.ndarray, n: int) -> np.ndarray:
+    """Sum over sources of ``spectra[s] * exp(-2j pi k delays[s, m] / n) / dist[s, m]``: (M, n//2+1).
+
+    Works in the precision of ``spectra`` (complex64 or complex128); the ramps are computed in
+    float64 and rounded once. The Nyquist bin of an even ``n`` is zeroed (it cannot carry a
+    fractional delay in a real signal). Memory: two (M, F) buffers, whatever the number of sources.
+    """
+    n_src, n_bins = spectra.shape
+    n_mics = dist.shape[1]
+    n_blocks = -(-n_bins // _BLOCK)
+    dtype = spectra.dtype
+    padded = np.zeros((n_src, n_blocks * _BLOCK), dtype=dtype)
+    padded[:, :n_bins] = spectra
+    if n % 2 == 0:
+        padded[:, n_bins - 1] = 0.0
+    factors = []
+    for s in range(n_src):
+        fine, coarse = _ramp_factors(delays[s], n)
+        coarse = coarse / dist[s][:, None]  # spherical spreading folded into the coarse ramp
+        factors.append((fine.astype(dtype, copy=False)[:, None, :], coarse.astype(dtype, copy=False)))
+    padded = padded.reshape(n_src, n_blocks, _BLOCK)
+    out = np.empty((n_mics, n_blocks, _BLOCK), dtype=dtype)
+    chunk = 16  # blocks per pass: (M, 16, 512) complex stays in cache while the sources accumulate
+    term = np.empty((n_mics, chunk, _BLOCK), dtype=dtype)
+    for b0 in range(0, n_blocks, chunk):
+        b1 = min(n_blocks, b0 + chunk)
+        acc, tmp = out[:, b0:b1], term[:, : b1 - b0]
+        for s, (fine, coarse) in enumerate(factors):
+            np.multiply(fine, padded[s, None, b0:b1], out=tmp if s else acc)
+            (tmp if s else acc)[...] *= coarse[:, b0:b1, None]
+            if s:
+                acc += tmp
+    return out.reshape(n_mics, -1)[:, :n_bins]
+
+
+def propagate_spectra(
+    signals: np.ndarray,
+    positions: np.ndarray,
+    *,
+    sr: int = SR,
+    mics: np.ndarray | None = None,
+    c: float = SPEED_OF_SOUND,
+) -> np.ndarray:
+    """Spectra at the microphones of point sources in free field (sum over sources).
+
+    Each source ``s`` reaches microphone ``m`` as ``x_s(t - τ_sm) / r_sm``: spherical spreading and the
+    exact (fractional) delay, applied as a phase ramp on the rfft of the whole signal. The signals are
+    treated as periodic, so a caller who wants a linear (non-circular) result pads and fades them,
+    as :func:`asdlib.simulate.simulate_clip` does. float32 signals are propagated in single
+    precision (complex64 spectra), anything else in double precision.
+
+    Parameters
+    ----------
+    signals : np.ndarray [shape=(S, n)]
+        Source signals (the pressure they would give at 1 m).
+    positions : np.ndarray [shape=(S, 3)]
+        Source positions in metres.
+    sr : int
+        Sample rate in Hz.
+    mics : np.ndarray [shape=(M, 3)], optional
+        Microphone positions in metres (default :data:`~asdlib.geometry.MIC_POSITIONS`).
+    c : float
+        Speed of sound in m/s.
+
+    Returns
+    -------
+    np.ndarray [shape=(M, n // 2 + 1)], complex
+        rfft of the microphone signals; ``scipy.fft.irfft(..., n=n)`` gives them in time.
+    """
+    signals = np.atleast_2d(np.asarray(signals))
+    if signals.dtype != np.float32:
+        signals = signals.astype(float, copy=False)
+    positions = np.atleast_2d(np.asarray(positions, dtype=float))
+    mics = MIC_POSITIONS if mics is None else np.asarray(mics, dtype=float)
+    if signals.shape[0] != positions.shape[0] or positions.shape[1] != 3:
+        raise ValueError(f"signals {signals.shape} and positions {positions.shape} must be (S, n) and (S, 3)")
+    n = signals.shape[1]
+    delays, dist = _delays_and_distances(positions, mics, sr, c)
+    return _mix_at_mics(sfft.rfft(signals, axis=-1), delays, dist, n)
+
+
+def propagate(
+    signals: np.ndarray,
+    positions: np.ndarray,
+    *,
+    sr: int = SR,
+    mics: np.ndarray | None = None,
+    c: float = SPEED_OF_SOUND,
+) -> np.ndarray:
+    """Microphone signals of point sources in free field (circular; see :func:`propagate_spectra`).
+
+    Parameters
+    ----------
+    signals : np.ndarray [shape=(S, n)] or [shape=(n,)]
+        Source signals.
+    positions : np.ndarray [shape=(S, 3)] or [shape=(3,)]
+        Source positions in metres.
+    sr : int
+        Sample rate in Hz.
+    mics : np.ndarray [shape=(M, 3)], optional
+        Microphone positions in metres (default :data:`MIC_POSITIONS`).
+    c : float
+        Speed of sound in m/s.
+
+    Returns
+    -------
+    np.ndarray [shape=(M, n)]
+        The sum over sources of ``x_s(t - τ_sm) / r_sm`` at each microphone.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).standard_normal(16000)
+    >>> y = propagate(x, [0.5, 0.0, 0.0])  # a source on the 0-4 axis, 50 cm away
+    >>> y.shape
+    (8, 16000)
+    """
+    signals = np.atleast_2d(np.asarray(signals, dtype=float))
+    spectra = propagate_spectra(signals, positions, sr=sr, mics=mics, c=c)
+    return sfft.irfft(spectra, n=signals.shape[1], axis=-1)
+
