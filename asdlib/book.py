@@ -386,7 +386,8 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
                     continue
                 d = np.stack([store.test_scores(machine, s, ms.name)[score].to_numpy() for s in spec.seeds])
                 boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0)
-                delong = [delong_test(y, d[k], b[k]).p_value for k in range(len(spec.seeds))]
+                enough = min(int(y.sum()), int(y.size - y.sum())) >= 2  # DeLong's variance needs 2 of each class
+                delong = [delong_test(y, d[k], b[k]).p_value if enough else np.nan for k in range(len(spec.seeds))]
                 rows.append({"machine": machine, "score": score, "model": ms.name,
                              "baseline AUC": 100 * np.mean([roc_auc(y, row) for row in b]),
                              "dual AUC": 100 * np.mean([roc_auc(y, row) for row in d]),

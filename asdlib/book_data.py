@@ -31,6 +31,9 @@ __all__ = [
     "captioned",
     "difference_level",
     "clip_inputs",
+    "difference_sentence",
+    "loss_change",
+    "loss_sentence",
 ]
 
 
@@ -43,8 +46,11 @@ def prepare(spec) -> Path:
     return Path(prepare_data(spec, progress=False))
 
 
-def load_data(profile: str | None = None, data_root: str | None = None, machines=None):
+def load_data(profile: str | None = None, data_root: str | None = None, **parameters):
     """The spec a page's parameters describe, its data folder and the clips found there.
+
+    ``parameters`` (e.g. ``n_train``, ``n_test``; None keeps the profile's value) go to
+    :func:`asdlib.book.make_spec`.
 
     Returns
     -------
@@ -56,7 +62,7 @@ def load_data(profile: str | None = None, data_root: str | None = None, machines
     from .book import make_spec
     from .data import scan_mimii
 
-    spec = make_spec(profile, data_root, **({} if machines is None else {"machines": machines}))
+    spec = make_spec(profile, data_root, **parameters)
     root = prepare(spec)
     return spec, root, scan_mimii(root, machines=spec.machines)
 
@@ -291,3 +297,30 @@ def clip_inputs(spec, manifest: pd.DataFrame, machine: str, label: str, mic_pair
     config, inputs = spec.model_config(), list(pair_inputs(*mic_pair))
     audio = load_clip(clip["path"])
     return clip, clip_vectors(audio, inputs, config), log_mel(input_waveforms(audio, inputs), config)
+
+
+def difference_sentence(level: dict, mic_pair) -> str:
+    """What :func:`difference_level` measured, as a page says it."""
+    return (f"Against the reference, the difference channel (mics {mic_pair[0]} − {mic_pair[1]}) is {level['low']:+.1f} dB "
+            f"in the mel bands under {level['split_hz'] / 1000:g} kHz and {level['high']:+.1f} dB above (mean over the clip).")
+
+
+def loss_change(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per model and split, the change of the seed-mean loss from the first to the last epoch, in % (negative: it fell)."""
+    mean = curves.groupby(["model", "split", "epoch"])["loss"].mean()
+    first = mean.groupby(level=["model", "split"]).first()
+    last = mean.groupby(level=["model", "split"]).last()
+    return (100 * (last / first - 1)).unstack("split")
+
+
+def loss_sentence(curves: pd.DataFrame, machine: str) -> str:
+    """How much the validation and training losses of one machine type's models moved, as a page says it."""
+    change = loss_change(curves)
+
+    def span(col: str) -> str:
+        lo, hi = change[col].min(), change[col].max()
+        return f"{lo:+.1f} %" if round(lo, 1) == round(hi, 1) else f"{lo:+.1f} % to {hi:+.1f} %"
+
+    verdict = "fell for every model" if (change["validation"] < 0).all() else "did not fall for every model"
+    return (f"from the first to the last epoch the {machine} models' validation loss changed by {span('validation')} "
+            f"(training loss: {span('training')}): it {verdict}")

@@ -106,7 +106,22 @@ def cmd_run(args) -> int:
 
     spec = spec_from_args(args)
     print(f"run {spec.run_id()}: {spec.n_cells()} cells, data: {'simulated' if spec.simulated else spec.data_root}", file=sys.stderr)
-    store = run_experiment(spec, args.results, only=args.cell)
+    if args.scheduler is None and args.cluster is None:  # the default: here, no Dask process
+        store = run_experiment(spec, args.results, only=args.cell)
+    else:
+        from .distributed import DaskEngine, GridFailure
+
+        with DaskEngine.from_options(args.scheduler, args.cluster, args.cluster_config) as engine:
+            where = args.scheduler or f"{args.cluster} ({engine.client.scheduler.address})"
+            print(f"dask: {where}" + (f", dashboard {engine.dashboard}" if engine.dashboard else ""), file=sys.stderr)
+            try:
+                store = run_experiment(spec, args.results, only=args.cell, engine=engine)
+            except GridFailure as err:
+                _close_progress_bars()
+                for grid, (cells, error) in err.failures.items():
+                    print(f"asdlib run: error: grid {grid} failed ({' '.join(cells)}): {_one_line(error)}", file=sys.stderr)
+                print("asdlib run: the other grids finished; run the same command again to retry the failed ones", file=sys.stderr)
+                return 1
     status = "complete" if store.is_complete() else "partial (run again to finish)"
     print(f"results: {store.path} ({status})")
     return 0
@@ -123,25 +138,35 @@ def cmd_cells(args) -> int:
 def cmd_table(args) -> int:
     import pandas as pd
 
+    from .book import table1_frame
     from .results import ResultsStore
-    from .tables import compare_with_reported, table1_layout
+    from .tables import table1_layout
 
     path = args.run if args.run is not None else args.results / spec_from_args(args).run_id()
+    if not (Path(path) / "spec.json").is_file():
+        raise UserError(f"{path} is not a run folder (no spec.json); run `asdlib run` with the same options first, or pass --run")
     store = ResultsStore.open(path)
-    metrics = store.metrics()
-    if metrics.empty:
-        raise UserError(f"{path} has no finished cell yet; run `asdlib run` first")
-    comp = compare_with_reported(metrics)
+    if not store.is_complete():
+        raise UserError(f"{path} is not complete; run `asdlib run` with the same options to finish it")
+    frame = table1_frame(store, n_boot=args.n_boot)
+    columns = ["machine", "metric", "score", "model", "mic_pair", "alpha", "ours", "ci_low", "ci_high", "n_seeds", "reported", "difference"]
+    if args.format == "csv":
+        out = frame[columns] if args.long else table1_layout(frame, value="ours")
+        sys.stdout.write(out.round(4).to_csv(index=args.long is False))
+        return 0
     prov = store.read_json("provenance.json")
-    print(f"{path}  data: {prov['data_source']}  seeds: {sorted(metrics['seed'].unique().tolist())}")
+    print(f"{path}  data: {prov['data_source']}  seeds: {store.spec.seeds}")
     if args.long:
         with pd.option_context("display.max_rows", None, "display.width", 200):
-            print(comp.round(2).to_string(index=False))
+            print(frame[columns].round(2).to_string(index=False))
         return 0
-    cells = comp.assign(cell=comp.apply(lambda r: f"{r['ours']:.2f} ({r['reported']:.2f})" if pd.notna(r["reported"]) else f"{r['ours']:.2f}", axis=1))
-    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 20):
+    def cell(r):
+        text = f"{r['ours']:.2f}" + (f" ({r['reported']:.2f})" if pd.notna(r["reported"]) else "")
+        return text + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")
+    cells = frame.assign(cell=frame.apply(cell, axis=1))
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 30):
         for score in cells["score"].unique():
-            print(f"\n{score.upper()}: ours, mean over seeds (paper's reported value)")
+            print(f"\n{score.upper()}: ours, mean over seeds (paper's reported value) [95 % interval over seeds and test clips]")
             print(table1_layout(cells[cells["score"] == score], value="cell").to_string())
     return 0
 
@@ -300,6 +325,10 @@ def build_parser(simulate_options: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run (or resume) an experiment grid into a results folder")
     add_spec_arguments(p)
     p.add_argument("--cell", nargs="+", help="run only these cells (machine/seed/model, see `asdlib cells`)")
+    g = p.add_argument_group("more machines (Dask; pip install 'asdlib[cluster]')")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="send the grids to a running Dask scheduler (`dask scheduler`)")
+    g.add_argument("--cluster", metavar="local:N|slurm", help="start a Dask cluster: local:N worker processes, or SLURM jobs")
+    g.add_argument("--cluster-config", type=Path, metavar="YAML", help="--cluster slurm: queue, cores, memory, walltime, gpus, jobs")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("cells", help="list a spec's cells, one per line (to fan out on a scheduler)")
@@ -310,6 +339,8 @@ def build_parser(simulate_options: bool = True) -> argparse.ArgumentParser:
     add_spec_arguments(p)
     p.add_argument("--run", type=Path, help="a run folder (default: the one the spec options name)")
     p.add_argument("--long", action="store_true", help="long form with intervals and differences")
+    p.add_argument("--format", choices=["text", "csv"], default="text", help="text (default) or csv (machine-readable)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the intervals (default 1000)")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("fit", help="train one detector on a machine type's normal clips and save it")
@@ -363,11 +394,12 @@ _TORCH_WRITE_FAILURES = ("basic_ios::clear", "file write failed", "unexpected po
 
 def _no_space_message(err: BaseException, args) -> str | None:
     """"no space left on <path>" for a full disk (OSError ENOSPC, or torch's stream error), else None."""
+    target = next((getattr(args, name) for name in ("out", "results", "root") if getattr(args, name, None)), "the disk")
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = err.filename or getattr(args, "out", None) or getattr(args, "results", None) or "the disk"
+        where = err.filename or target
         return f"no space left on {where}; free some space (or choose another folder) and run the same command again"
     if isinstance(err, RuntimeError) and any(text in str(err) for text in _TORCH_WRITE_FAILURES):
-        where = getattr(args, "out", None) or getattr(args, "results", None) or "the disk"
+        where = target
         return (f"no space left on {where} (torch could not write: {str(err).splitlines()[0]}); "
                 "free some space and run the same command again")
     return None
@@ -389,7 +421,6 @@ def main(argv: list[str] | None = None) -> int:
             if not getattr(args, "func", None):
                 parser.print_help()
                 return 2
-            args.argv = argv
             return args.func(args)
         except SystemExit as exit_:  # --help (or a command that exits by itself)
             return exit_.code if isinstance(exit_.code, int) else 0

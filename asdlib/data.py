@@ -3,8 +3,12 @@
 The MIMII release (Purohit et al., 2019; Zenodo record 3384388) unpacks to
 ``<root>/<snr>_dB_<machine>/<machine>/id_XX/<normal|abnormal>/NNNNNNNN.wav``. People name the SNR
 folder in several ways (``-6_dB_fan``, ``min6dB``, ``6dB`` ...), so clips are found by the
-``id_XX/<label>/*.wav`` pattern, and the machine and SNR are read from the folders above.
-The simulator (:mod:`asdlib.simulate`) writes the same layout.
+``id_XX/<label>/*.wav`` pattern, and the machine and SNR are read from the folders above. A machine
+folder straight under the root (``0_dB_fan/`` itself given as the root, or no SNR folder at all) is
+a valid layout too. The simulator (:mod:`asdlib.simulate`) writes the same layout.
+
+The split (:func:`split_machine`) keeps each recording on one side: MIMII stores the same recording,
+mixed at -6, 0 and 6 dB, under the same name in each SNR folder.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import pandas as pd
 import soundfile as sf
 
 from .config import MACHINES
-from .geometry import N_MICS
+from .geometry import N_MICS, SR
 
 LABELS = ("normal", "abnormal")
 MANIFEST_COLUMNS = ["path", "relpath", "machine", "snr_db", "machine_id", "label", "clip"]
@@ -198,7 +202,7 @@ def load_clip(
     path: str | Path,
     mics: tuple[int, ...] | list[int] | None = None,
     *,
-    sr: int = 16_000,
+    sr: int = SR,
     min_samples: int = 1024,
 ) -> np.ndarray:
     """Read one clip's channels.

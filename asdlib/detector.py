@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .cache import FeatureCache, FeatureSet, extract_features
-from .checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import Config
 from .data import DataError, add_audio_info
 from .modelspec import ModelSpec
@@ -338,23 +338,18 @@ class AutoencoderDetector(OutlierMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Write the fitted detector to one file, atomically (the format of a grid cell's ``model.pt``)."""
         check_is_fitted(self, "model_")
-        atomic_torch_save(
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "state_dict": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
-                "spec": self.spec_.to_dict(),
-                "config": self.config_.to_dict(),
-                "score": self.score,
-                "random_state": self.seed_,
-                "n_channels": self.n_channels_,
-                "inv_covs": [torch.from_numpy(np.asarray(c, dtype=np.float64)) for c in self.inv_covs_],
-                "ridges": list(map(float, self.ridges_)),
-                "train_scores": {k: torch.from_numpy(v) for k, v in self.train_scores_.items()},
-                "thresholds": {k: t.to_dict() for k, t in self.thresholds_.items()},
-                "history": self.history_.to_dict(),
-            },
-            path,
+        save_checkpoint(
+            path, self.model_, self.spec_, self.config_,
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            score=self.score,
+            random_state=self.seed_,
+            n_channels=self.n_channels_,
+            inv_covs=[torch.from_numpy(np.asarray(c, dtype=np.float64)) for c in self.inv_covs_],
+            ridges=list(map(float, self.ridges_)),
+            train_scores={k: torch.from_numpy(v) for k, v in self.train_scores_.items()},
+            thresholds={k: t.to_dict() for k, t in self.thresholds_.items()},
+            history=self.history_.to_dict(),
         )
 
     @classmethod
@@ -392,7 +387,7 @@ class AutoencoderDetector(OutlierMixin, BaseEstimator):
             if set(thresholds) != set(SCORE_KINDS):
                 raise ValueError(f"thresholds for {sorted(thresholds)}, expected {list(SCORE_KINDS)}")
             n_channels = ckpt["n_channels"]
-            if not isinstance(n_channels, int) or not max(spec.ref, *spec.others) < n_channels:
+            if not isinstance(n_channels, int) or not max((spec.ref, *spec.others)) < n_channels:
                 raise ValueError(f"n_channels {n_channels!r} does not hold microphones {(spec.ref, *spec.others)}")
             calibration = Calibration(inv_covs, list(map(float, ckpt["ridges"])),
                                       {k: v.cpu().numpy() for k, v in ckpt["train_scores"].items()}, thresholds)

@@ -188,7 +188,8 @@ def log_mel_frames(y: np.ndarray, config: Config = Config(), *, source: str | No
         raise ValueError(f"{what}: contains NaN or Inf samples")
     if y.shape[-1] < config.n_fft:
         raise ValueError(f"{what}: {y.shape[-1]} samples, fewer than one frame (n_fft={config.n_fft})")
-    out = 20.0 / config.power * np.log10(np.maximum(_mel_power_frames(y, config), LOG_FLOOR))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, naming the file
+        out = 20.0 / config.power * np.log10(np.maximum(_mel_power_frames(y, config), LOG_FLOOR))
     if not np.all(np.isfinite(out)):
         peak = float(np.max(np.abs(y)))
         raise ValueError(
@@ -236,15 +237,21 @@ def _mel_power_frames(y: np.ndarray, config: Config) -> np.ndarray:
     return power @ mel_filters(config)
 
 
-def stack_frames(logmel: np.ndarray, n_frames: int = 5) -> np.ndarray:
+def stack_frames(logmel: np.ndarray, n_frames: int = 5, *, out: np.ndarray | None = None) -> np.ndarray:
     """Concatenate ``n_frames`` consecutive frames, frame-major, one vector per frame.
+
+    The one path from log-mel frames to input vectors (:mod:`asdlib.cache` uses it too).
 
     Parameters
     ----------
     logmel : np.ndarray [shape=(..., n_mels, T)]
-        Log-mel spectrogram(s).
+        Log-mel spectrogram(s); a time-major array passed as ``np.swapaxes(frames, -1, -2)`` is
+        read without a transposing copy.
     n_frames : int
         Frames per vector (the paper's 5).
+    out : np.ndarray [shape=(..., T - n_frames + 1, n_frames * n_mels)], optional
+        Where to write the vectors (e.g. rows of a larger array); by default a new array of
+        ``logmel``'s dtype.
 
     Returns
     -------
@@ -256,9 +263,15 @@ def stack_frames(logmel: np.ndarray, n_frames: int = 5) -> np.ndarray:
     if t < n_frames:
         raise ValueError(f"{t} frame(s) is fewer than the {n_frames} one vector needs")
     frames = np.swapaxes(logmel, -1, -2)  # (..., T, n_mels)
-    windows = np.lib.stride_tricks.sliding_window_view(frames, n_frames, axis=-2)  # (..., T-n+1, n_mels, n)
-    windows = np.swapaxes(windows, -1, -2)  # (..., T-n+1, n, n_mels): frame-major
-    return windows.reshape(*windows.shape[:-2], n_frames * n_mels)
+    n_vec = t - n_frames + 1
+    shape = (*frames.shape[:-2], n_vec, n_frames * n_mels)
+    if out is None:
+        out = np.empty(shape, dtype=logmel.dtype)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    for k in range(n_frames):  # block k of every vector is frame t + k: n_frames slab copies
+        out[..., k * n_mels : (k + 1) * n_mels] = frames[..., k : k + n_vec, :]
+    return out
 
 
 def clip_vectors(audio: np.ndarray, specs, config: Config = Config()) -> np.ndarray:

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .geometry import MIC_RADIUS, mic_positions
+from .geometry import MIC_RADIUS, SR, mic_positions
 
 
 def mic_xy(radius: float = MIC_RADIUS) -> np.ndarray:
@@ -98,7 +98,7 @@ def _mel_axis(ax, config=None, n_ticks: int = 5, label: str = "mel band (centre,
     ax.set_ylabel(label)
 
 
-def plot_multichannel(audio: np.ndarray, sr: int = 16_000, config=None, mics=None, title: str | None = None):
+def plot_multichannel(audio: np.ndarray, sr: int = SR, config=None, mics=None, title: str | None = None):
     """Waveform and log-mel spectrogram of each microphone of one clip, one row per microphone.
 
     The spectrograms share one colour scale (a colorbar in dB) and a mel axis labelled with band
@@ -208,7 +208,8 @@ def plot_histories(histories, ax=None, log: bool = True):
     ``histories`` is either ``{model name: {"train_loss": [...], "val_loss": [...]}}`` (one line per
     model on ``ax``) or a long DataFrame from :func:`asdlib.book_data.loss_curves` (columns model,
     family, alpha, seed, epoch, split, loss): then one panel per model family (baseline, dual per mic
-    pair), one colour per α, the line the mean over seeds and the band the range over seeds (seaborn).
+    pair; each on its own y scale, the losses differ), one colour per α, the line the mean over seeds and
+    the band the range over seeds (seaborn).
     """
     if isinstance(histories, pd.DataFrame):
         return _plot_history_frame(histories, log)
@@ -231,7 +232,7 @@ def _plot_history_frame(frame: pd.DataFrame, log: bool):
 
     families = list(dict.fromkeys(frame["family"]))
     n_seeds = frame["seed"].nunique()
-    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families) + 1.5, 3.8), sharey=True,
+    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families) + 1.5, 3.8), sharey=False,
                              squeeze=False, layout="constrained")
     for ax, family in zip(axes[0], families):
         sub = frame[frame["family"] == family].copy()

@@ -1,79 +1,80 @@
 """Run an experiment grid: data, features, training, scores, thresholds, metrics, into a store.
 
 Each (machine type, seed, model) cell is an independent unit with its own inputs (the machine's
-split, the seed, the model spec) and outputs (its folder in the store). :func:`run_experiment` runs
-the pending cells of a spec; ``only=`` restricts it to some cells, so a scheduler (SLURM, Dask,
-Ray) can run cells on many machines, each process calling ``asdlib run --cell machine/seed/model``
-into a shared results folder.
+split, the seed, the model spec) and outputs (its folder in the store). The unit of work is a
+*fused grid* -- one machine type x one seed, all its models trained together as one stacked
+computation (:func:`asdlib.fused.train_fused`) -- or a cell when fusing is off. A
+:class:`GridJob` describes one; :func:`run_grid` runs it, in this process or on a Dask worker
+(:mod:`asdlib.distributed`).
 
-Within one process the models of one (machine, seed) share features and, by default, are trained
-together as one stacked computation (:func:`asdlib.fused.train_fused`). Each model is trained once;
-both scores (MSE, Mahalanobis), the gamma thresholds and every metric are derived from it.
-Interrupt at any time: finished cells are kept, the rest are redone on the next call.
+:func:`run_experiment` runs the pending grids of a spec here, one after another; ``only=``
+restricts it to some cells. Many processes may share one results folder: a grid is claimed with a
+file lock (:meth:`asdlib.results.ResultsStore.grid_lock`) before it is trained, so two
+``asdlib run`` processes split the work and no cell is trained twice.
+
+Every grid task trains with :data:`TORCH_THREADS` torch threads, wherever it runs, because a
+different thread count changes the order of float sums: a run on a Dask cluster then gives
+exactly the metrics of a local run on the same kind of machine. Interrupt at any time: finished
+cells are kept, the rest are redone on the next call.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
+from filelock import Timeout
 from tqdm import tqdm
 
 from .cache import FeatureCache, FeatureSet, extract_features
 from .config import Config
-from .data import DataError, manifest_hash, scan_mimii, split_machine
+from .data import manifest_hash, split_machine
+from .datasets import (  # noqa: F401  (re-exported: they lived here before asdlib.datasets)
+    data_identity,
+    default_data_dir,
+    prepare_data,
+    run_manifest,
+    simulated_root,
+    simulator_metadata,
+)
 from .detector import AutoencoderDetector
 from .experiments import ExperimentSpec
+from .fileio import atomic_write_text
 from .metrics import decision_metrics, pauc_eq11, pauc_mcclish, roc_auc
 from .modelspec import ModelSpec, grid_inputs
-from .fileio import atomic_write_text
 from .results import ResultsStore, atomic_write_csv
 from .scoring import weighted_scores
 from .train import init_model, resolve_device, train_model
 
-
-def default_data_dir() -> Path:
-    """Where simulated data sets go: ``$ASDLIB_DATA`` or ``~/.cache/asdlib/data``."""
-    return Path(os.environ.get("ASDLIB_DATA", Path.home() / ".cache" / "asdlib" / "data"))
-
-
-def simulated_root(spec: ExperimentSpec, data_dir: str | Path | None = None) -> Path:
-    """The folder of the simulated data set a spec uses (named by its settings and simulator code)."""
-    from . import simulate
-
-    settings = {k: v for k, v in spec.simulator_settings().items()}
-    code = hashlib.sha256(inspect.getsource(simulate).encode()).hexdigest()[:8]
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return Path(data_dir or default_data_dir()) / f"sim-{digest}-{code}"
+#: Torch threads of every grid task, local or distributed (a documented constant, not a setting:
+#: a different thread count may change the order of float sums, hence the metrics' last bits).
+#: One thread per task; a machine's cores are used by running several grids at once
+#: (``asdlib run --cluster local:N``). On 2 loaded cores one thread was also the faster choice
+#: (a fused grid epoch took 4.6x less time with 1 thread than with 2).
+TORCH_THREADS = 1
 
 
-def prepare_data(spec: ExperimentSpec, data_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """The data root: the user's MIMII folder, or a simulated one (generated if missing, resumable)."""
-    if not spec.simulated:
-        root = Path(spec.data_root).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(
-                f"data_root {str(root)!r} does not exist; pass a MIMII folder (see `asdlib download --help`) "
-                "or leave data_root unset to use the simulator"
-            )
-        return root
-    from .simulate import simulate_dataset
-
-    settings = spec.simulator_settings()
-    root = simulated_root(spec, data_dir)
-    simulate_dataset(root, machines=tuple(spec.machines), n_jobs=spec.n_jobs, progress=progress, **settings)
-    return root
+@contextmanager
+def torch_threads(n: int = TORCH_THREADS) -> Iterator[None]:
+    """Run a block with ``n`` torch intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def provenance(spec: ExperimentSpec, manifest: pd.DataFrame, device: torch.device, root: Path) -> dict:
@@ -93,7 +94,8 @@ def provenance(spec: ExperimentSpec, manifest: pd.DataFrame, device: torch.devic
         "versions": {p: version(p) for p in ("asdlib", "torch", "numpy", "scipy", "librosa", "scikit-learn", "pandas")},
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
+        "torch_threads_per_task": TORCH_THREADS,
         "git_commit": commit or None,
         "git_dirty": dirty,
         "command": " ".join(sys.argv),
@@ -172,17 +174,6 @@ def _train(specs: list[ModelSpec], seed: int, features: dict[str, torch.Tensor],
     return out
 
 
-def _load_sim_meta(root: Path) -> pd.DataFrame | None:
-    path = root / "metadata.csv"
-    if not path.is_file():
-        return None
-    meta = pd.read_csv(path)
-    if "path" in meta.columns and "relpath" not in meta.columns:
-        meta = meta.rename(columns={"path": "relpath"})
-    keep = [c for c in ("relpath", "anomaly_kind") if c in meta.columns]
-    return meta[keep] if "relpath" in keep and len(keep) > 1 else None
-
-
 def parse_cell(cell: str) -> tuple[str, int, str]:
     """``"fan/0/dual-0-4-a0.5"`` -> ``("fan", 0, "dual-0-4-a0.5")``."""
     try:
@@ -197,6 +188,200 @@ def list_cells(spec: ExperimentSpec) -> list[str]:
     return [f"{m}/{s}/{ms.name}" for m in spec.machines for s in spec.seeds for ms in spec.model_specs()]
 
 
+# -- the unit of work ---------------------------------------------------------------------------
+@dataclass
+class GridJob:
+    """One unit of work: the wanted models of one machine type and one seed (a fused grid).
+
+    Everything a process needs to run it, in plain data (it travels to Dask workers): the run
+    folder, the spec, the machine's split (clip paths on the shared file system) and the feature
+    cache folder.
+    """
+
+    store_path: str
+    spec: dict
+    machine: str
+    seed: int
+    models: list[str]
+    train: pd.DataFrame
+    test: pd.DataFrame
+    data_root: str
+    cache_dir: str
+    device: str = "auto"
+
+    @property
+    def name(self) -> str:
+        """``machine/seed`` (the grid's name in messages and task keys)."""
+        return f"{self.machine}/seed{self.seed}"
+
+    @property
+    def cells(self) -> list[str]:
+        return [f"{self.machine}/{self.seed}/{m}" for m in self.models]
+
+
+@dataclass
+class RunPlan:
+    """A run prepared: its store, data, provenance and the grid jobs of the wanted cells."""
+
+    spec: ExperimentSpec
+    store: ResultsStore
+    root: Path
+    manifest: pd.DataFrame
+    provenance: dict
+    jobs: list[GridJob] = field(default_factory=list)
+
+    def pending_cells(self) -> list[str]:
+        return [c for job in self.jobs for c in job.cells if not self.store.cell_done(*parse_cell(c))]
+
+
+def plan_run(
+    spec: ExperimentSpec,
+    results_dir: str | Path = "results",
+    *,
+    only: Iterable[str] | None = None,
+    cache: FeatureCache | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+) -> RunPlan:
+    """Open the run folder, prepare the data, check its identity, write the splits, list the grid jobs.
+
+    Raises
+    ------
+    ValueError
+        ``only`` names cells that are not in the spec.
+    asdlib.results.DataChangedError
+        The run folder holds results of other data (asdlib issue 14.3).
+    """
+    store = ResultsStore.open(Path(results_dir) / spec.run_id(), spec)
+    wanted = set(list_cells(spec)) if only is None else set(only)
+    unknown = wanted - set(list_cells(spec))
+    if unknown:
+        raise ValueError(f"cell(s) {sorted(unknown)} are not in this spec; `asdlib cells` lists them")
+    device = resolve_device(spec.device)
+    cache = cache if cache is not None else FeatureCache()
+    root = prepare_data(spec, data_dir, progress)
+    manifest = run_manifest(spec, root)
+    store.use_data(data_identity(spec, manifest), manifest)
+    prov = provenance(spec, manifest, device, root)
+    plan = RunPlan(spec, store, Path(root), manifest, prov)
+    for machine in spec.machines:
+        by_seed = {seed: [ms.name for ms in spec.model_specs() if f"{machine}/{seed}/{ms.name}" in wanted] for seed in spec.seeds}
+        if not any(by_seed.values()):
+            continue
+        split = split_machine(manifest, machine, n_train=spec.n_train, n_test=spec.n_test,
+                              anomalous_fraction=spec.anomalous_fraction, seed=spec.split_seed,
+                              groups=getattr(spec, "split_groups", "recording"))
+        store.use_split(machine, pd.concat([split.train.assign(part="train"), split.test.assign(part="test")]).drop(columns="path"))
+        for seed, models in by_seed.items():
+            if models:
+                plan.jobs.append(GridJob(str(store.path), spec.to_dict(), machine, seed, models, split.train, split.test,
+                                         str(root), str(cache.directory), spec.device))
+    return plan
+
+
+def grid_features(job: GridJob, *, n_jobs: int = 1, progress: bool = False) -> tuple[FeatureSet, FeatureSet]:
+    """The training and test features of a job's machine type (from the shared cache when there)."""
+    spec = ExperimentSpec.from_dict(job.spec)
+    inputs = grid_inputs(spec.model_specs())
+    config, cache = spec.model_config(), FeatureCache(job.cache_dir)
+    train_fs = extract_features(job.train["path"], inputs, config, cache=cache, n_jobs=n_jobs, progress=progress, desc=f"{job.machine} train features")
+    test_fs = extract_features(job.test["path"], inputs, config, cache=cache, n_jobs=n_jobs, progress=progress, desc=f"{job.machine} test features")
+    return train_fs, test_fs
+
+
+def run_grid(
+    job: GridJob,
+    *,
+    block: bool = True,
+    features: Callable[[], tuple[FeatureSet, FeatureSet]] | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    on_cell: Callable[[str], None] | None = None,
+) -> list[str] | None:
+    """Claim a grid, train its pending cells and write them; safe with many processes on one folder.
+
+    Parameters
+    ----------
+    job : GridJob
+    block : bool
+        Wait for the grid's lock when another process holds it (True), or return None at once.
+    features : callable, optional
+        Returns ``(train, test)`` feature sets (default :func:`grid_features`: the shared cache).
+    device : str, optional
+        Training device (default the job's).
+    progress : bool
+        Training progress bars.
+    on_cell : callable, optional
+        Called with ``machine/seed/model`` after each cell is written.
+
+    Returns
+    -------
+    list of str or None
+        The cells this call wrote (empty when all were done already), or None when ``block`` is
+        False and another process holds the grid.
+    """
+    store = ResultsStore(job.store_path)
+    lock = store.grid_lock(job.machine, job.seed, timeout=-1 if block else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    try:
+        with torch_threads(TORCH_THREADS):
+            return _run_claimed_grid(job, store, features, device, progress, on_cell)
+    finally:
+        lock.release()
+
+
+def _run_claimed_grid(job, store, features, device, progress, on_cell) -> list[str]:
+    machine, seed = job.machine, job.seed
+    pending = [m for m in job.models if not store.cell_done(machine, seed, m)]
+    if not pending:
+        return []
+    store.clean_grid(machine, seed)  # temporaries of a writer killed in this grid (we hold its lock)
+    started = time.perf_counter()
+    spec = ExperimentSpec.from_dict(job.spec)
+    config = spec.model_config()
+    dev = resolve_device(device or job.device)
+    specs = {ms.name: ms for ms in spec.model_specs()}
+    train_fs, test_fs = features() if features is not None else grid_features(job)
+    tensors = {name: torch.from_numpy(v).to(dev) for name, v in train_fs.vectors.items()}
+    sim_meta = simulator_metadata(job.data_root) if spec.simulated else None
+    # fused: retrain the whole group so that a resumed run gives bit-identical results
+    to_train = [specs[m] for m in (job.models if spec.fused else pending)]
+    store.log("grid_started", grid=job.name, cells=len(pending), host=socket.gethostname(), device=str(dev), threads=torch.get_num_threads())
+    for m in pending:
+        store.log("cell_started", cell=f"{machine}/{seed}/{m}")
+    trained = _train(to_train, seed, tensors, config, spec.fused, progress, f"{machine} seed {seed}")
+    written = []
+    for ms, (model, history) in zip(to_train, trained):
+        if ms.name not in pending:
+            continue
+        _write_cell(store, machine, seed, ms, model, history, train_fs, test_fs, job.test, job.train, config, dev, list(spec.scores), sim_meta)
+        cell = f"{machine}/{seed}/{ms.name}"
+        store.log("cell_finished", cell=cell, train_seconds=round(history.seconds, 2))
+        written.append(cell)
+        if on_cell is not None:
+            on_cell(cell)
+    store.log("grid_finished", grid=job.name, cells=len(written), seconds=round(time.perf_counter() - started, 2))
+    return written
+
+
+# -- running a plan -----------------------------------------------------------------------------
+def finish_run(plan: RunPlan, started: float, status: str | None = None, error: str | None = None) -> None:
+    """Write ``metrics.csv`` and ``provenance.json`` (status complete, partial, failed or interrupted)."""
+    store = plan.store
+    metrics = store.metrics()
+    with store.lock():
+        atomic_write_csv(store.path / "metrics.csv", metrics)
+    complete = store.is_complete()
+    info = {**plan.provenance, "status": "complete" if complete else (status or "partial"),
+            "wall_seconds_last_call": round(time.perf_counter() - started, 1)}
+    if error and not complete:
+        info["error"] = error
+    store.write_json("provenance.json", info)
+
+
 def run_experiment(
     spec: ExperimentSpec,
     results_dir: str | Path = "results",
@@ -205,6 +390,7 @@ def run_experiment(
     cache: FeatureCache | None = None,
     data_dir: str | Path | None = None,
     progress: bool = True,
+    engine=None,
 ) -> ResultsStore:
     """Run (or resume) every pending cell of ``spec`` into ``results_dir/<profile>-<digest>``.
 
@@ -221,68 +407,55 @@ def run_experiment(
         Where simulated data sets are generated (default :func:`default_data_dir`).
     progress : bool
         Progress bars (the grid's shows cells done and time left).
+    engine : asdlib.distributed.DaskEngine, optional
+        Run the grids on a Dask cluster (:mod:`asdlib.distributed`); default: here, one after
+        another. Other processes (local or distributed) may work on the same folder at the same time.
 
     Returns
     -------
     ResultsStore
     """
     started = time.perf_counter()
-    store = ResultsStore.open(Path(results_dir) / spec.run_id(), spec)
-    wanted = set(list_cells(spec)) if only is None else set(only)
-    unknown = wanted - set(list_cells(spec))
-    if unknown:
-        raise ValueError(f"cell(s) {sorted(unknown)} are not in this spec; `asdlib cells` lists them")
-    config = spec.model_config()
-    device = resolve_device(spec.device)
-    cache = cache if cache is not None else FeatureCache()
-    root = prepare_data(spec, data_dir, progress)
-    manifest = scan_mimii(root, machines=spec.machines)
-    if spec.snrs_db is not None:
-        manifest = manifest[manifest["snr_db"].isin(spec.snrs_db)].reset_index(drop=True)
-        if manifest.empty:
-            raise DataError(f"no clip at SNR {spec.snrs_db} dB under {root}")
-    atomic_write_csv(store.path / "manifest.csv", manifest.drop(columns="path"))
-    prov = provenance(spec, manifest, device, root)
-    store.write_json("provenance.json", {**prov, "status": "running"})
-    sim_meta = _load_sim_meta(root) if spec.simulated else None
-    model_specs = spec.model_specs()
-    kinds = list(spec.scores)
+    plan = plan_run(spec, results_dir, only=only, cache=cache, data_dir=data_dir, progress=progress)
+    plan.store.write_json("provenance.json", {**plan.provenance, "status": "running"})
+    try:
+        if engine is not None:
+            engine.run(plan, progress=progress)
+        else:
+            _run_here(plan, progress)
+    except KeyboardInterrupt:
+        finish_run(plan, started, "interrupted", "interrupted by the user")
+        raise
+    except BaseException as err:
+        finish_run(plan, started, "failed", f"{type(err).__name__}: {err}")
+        raise
+    finish_run(plan, started)
+    return plan.store
+
+
+def _run_here(plan: RunPlan, progress: bool) -> None:
+    """Run a plan's grids in this process; grids held by other processes are waited for last."""
+    spec, store = plan.spec, plan.store
+    wanted = [c for job in plan.jobs for c in job.cells]
     done = sum(store.cell_done(*parse_cell(c)) for c in wanted)
     bar = tqdm(total=len(wanted), initial=done, desc=f"grid {store.path.name}", unit="cell", disable=not progress)
-    for machine in spec.machines:
-        group_cells = {seed: [ms for ms in model_specs if f"{machine}/{seed}/{ms.name}" in wanted] for seed in spec.seeds}
-        if not any(group_cells.values()):
-            continue
-        split = split_machine(manifest, machine, n_train=spec.n_train, n_test=spec.n_test, anomalous_fraction=spec.anomalous_fraction, seed=spec.split_seed)
-        split_table = pd.concat([split.train.assign(part="train"), split.test.assign(part="test")]).drop(columns="path")
-        atomic_write_csv(store.path / "splits" / f"{machine}.csv", split_table)
-        features: dict[str, torch.Tensor] | None = None
-        for seed in spec.seeds:
-            pending = [ms for ms in group_cells[seed] if not store.cell_done(machine, seed, ms.name)]
-            if not pending:
-                continue
-            if features is None:
-                inputs = grid_inputs(model_specs)
-                train_fs = extract_features(split.train["path"], inputs, config, cache=cache, n_jobs=spec.n_jobs, progress=progress, desc=f"{machine} train features")
-                test_fs = extract_features(split.test["path"], inputs, config, cache=cache, n_jobs=spec.n_jobs, progress=progress, desc=f"{machine} test features")
-                features = {name: torch.from_numpy(v).to(device) for name, v in train_fs.vectors.items()}  # resident
-            # fused: retrain the whole group so that a resumed run gives bit-identical results
-            to_train = group_cells[seed] if spec.fused else pending
-            for ms in pending:
-                store.log("cell_started", cell=f"{machine}/{seed}/{ms.name}")
-            trained = _train(to_train, seed, features, config, spec.fused, progress, f"{machine} seed {seed}")
-            for ms, (model, history) in zip(to_train, trained):
-                if ms not in pending:
-                    continue
-                _write_cell(store, machine, seed, ms, model, history, train_fs, test_fs, split.test, split.train, config, device, kinds, sim_meta)
-                store.log("cell_finished", cell=f"{machine}/{seed}/{ms.name}", train_seconds=round(history.seconds, 2))
-                bar.update()
-    bar.close()
-    metrics = store.metrics()
-    atomic_write_csv(store.path / "metrics.csv", metrics)
-    store.write_json(
-        "provenance.json",
-        {**prov, "status": "complete" if store.is_complete() else "partial", "wall_seconds_last_call": round(time.perf_counter() - started, 1)},
-    )
-    return store
+    memo: dict[str, tuple[FeatureSet, FeatureSet]] = {}
 
+    def features_of(job: GridJob) -> Callable[[], tuple[FeatureSet, FeatureSet]]:
+        def get() -> tuple[FeatureSet, FeatureSet]:
+            if job.machine not in memo:
+                memo[job.machine] = grid_features(job, n_jobs=spec.n_jobs, progress=progress)
+            return memo[job.machine]
+        return get
+
+    try:
+        waiting = []
+        for job in plan.jobs:
+            if run_grid(job, block=False, features=features_of(job), progress=progress, on_cell=lambda c: bar.update()) is None:
+                waiting.append(job)  # another process trains it now
+        for job in waiting:
+            run_grid(job, block=True, features=features_of(job), progress=progress, on_cell=lambda c: bar.update())
+        bar.n = sum(store.cell_done(*parse_cell(c)) for c in wanted)
+        bar.refresh()
+    finally:
+        bar.close()

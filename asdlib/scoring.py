@@ -15,8 +15,11 @@ Which covariance (a documented difference from the baseline): asdlib estimates `
 training vectors, centred on their common mean, divided by (rows - 1). The DCASE baseline (v3.3.0)
 uses only its 90 % training subset, centres each batch on its own mean and divides by
 (vectors - 1), so its ``Σ`` is about ``n_frames`` = 5 times larger (:func:`dcase_covariance`). The
-factor is common to every clip, so the ranking of clips -- AUC, pAUC -- is the same up to the small
-effect of the subset; absolute Mahalanobis scores are 5 times larger here.
+divisor gives exactly (rows - 1) / (vectors - 1); the subset and the batch centring move each clip's
+score by about 1 % more (on the real MIMII sample clips: score ratios 4.90-5.08, Spearman >= 0.997,
+the same AUC on all four machine types). So absolute Mahalanobis scores are about 5 times larger
+here and the ranking of clips (AUC, pAUC) is the same. Ours uses every normal vector (the held-out
+10 % only monitors the loss) and does not depend on the batch order.
 
 :func:`calibrate` turns a trained model into a scorer (covariances, training scores, gamma
 thresholds); :func:`score_parts` scores new clips with it.

@@ -9,8 +9,10 @@ types, IDs 0, 2, 4, 6, one SNR, normal and abnormal clips in the default data se
 and with one process. ``--baseline FILE`` also times another simulator module, loaded from a
 stand-alone ``.py`` file (e.g. the one-file simulator before issue 13:
 ``git show <commit>:asdlib/simulate.py > /tmp/simulate_old.py``), on the same clips, interleaved
-with ours ``--repeats`` times; the medians and the paired ratio are reported. On a machine loaded
-by other work only the ratio is meaningful.
+with ours ``--repeats`` times; the medians and the paired ratios are reported. ``cpu_ms_per_clip`` is
+the CPU time (this process and its workers) per clip: on a machine loaded by other work it is a
+steadier figure than the wall-clock rate, and ``n_jobs * 1000 / cpu_ms_per_clip`` estimates the
+rate on idle cores.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -42,12 +45,19 @@ def _counts(n_clips: int) -> tuple[int, int]:
     return per_machine - n_abnormal, n_abnormal
 
 
-def _time(module, n_normal: int, n_abnormal: int, duration_s: float, n_jobs: int) -> float:
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _time(module, n_normal: int, n_abnormal: int, duration_s: float, n_jobs: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) to write the data set."""
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as root:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         module.simulate_dataset(root, machines=MACHINES, snrs_db=(0.0,), n_normal=n_normal, n_abnormal=n_abnormal,
                                 duration_s=duration_s, seed=0, n_jobs=n_jobs, progress=False)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, _cpu() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,16 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         variants["baseline"] = _load(args.baseline)
     times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for name, module in variants.items():
-            times.setdefault(name, []).append(_time(module, n_normal, n_abnormal, args.duration, args.jobs))
-            if not args.no_single:
-                times.setdefault(f"{name}_1proc", []).append(_time(module, n_normal, n_abnormal, args.duration, 1))
+            for key, jobs in ((name, args.jobs), (f"{name}_1proc", 1)):
+                if jobs == 1 and args.no_single:
+                    continue
+                wall, cpu_s = _time(module, n_normal, n_abnormal, args.duration, jobs)
+                times.setdefault(key, []).append(wall)
+                cpu.setdefault(key, []).append(cpu_s)
     rate = {k: n / statistics.median(v) for k, v in times.items()}
+    cpu_ms = {k: 1000 * statistics.median(v) / n for k, v in cpu.items()}
     out = {
         "benchmark": "simulate",
         "clips_per_s": round(rate["ours"], 2),
         "clips_per_s_single_process": round(rate["ours_1proc"], 2) if "ours_1proc" in rate else None,
+        "cpu_ms_per_clip": round(cpu_ms["ours"], 1),
         "n_jobs": args.jobs,
         "duration_s": args.duration,
         "n_clips": n,
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         out["baseline_clips_per_s"] = round(rate["baseline"], 2)
         out["ratio_vs_baseline"] = round(rate["ours"] / rate["baseline"], 2)
+        out["baseline_cpu_ms_per_clip"] = round(cpu_ms["baseline"], 1)
+        out["cpu_ratio_vs_baseline"] = round(cpu_ms["baseline"] / cpu_ms["ours"], 2)
         if "baseline_1proc" in rate:
             out["baseline_clips_per_s_single_process"] = round(rate["baseline_1proc"], 2)
             out["ratio_vs_baseline_single_process"] = round(rate["ours_1proc"] / rate["baseline_1proc"], 2)

@@ -95,3 +95,24 @@ def test_malicious_pickle_is_refused_with_our_message(tmp_path):
     assert message.startswith(f"{tmp_path / 'evil.pt'}: refused") and "could run code" in message
     assert "weights_only=False" not in message and "\n" not in message
     assert not target.exists()  # nothing ran
+
+
+def test_cli_refuses_an_unsafe_or_inconsistent_detector_with_exit_2(tmp_path, capsys):
+    from asdlib.cli import main as cli
+
+    from .conftest import tone_clip, write_wav
+    import numpy as np
+
+    wav = write_wav(tmp_path / "x.wav", tone_clip(np.random.default_rng(0)))
+    torch.save({"x": _Payload(tmp_path / "pwned")}, tmp_path / "evil.pt")
+    _saved(tmp_path, "plain.pt")  # a model checkpoint, not a detector
+    ckpt = torch.load(tmp_path / "plain.pt", weights_only=True)
+    ckpt["config"]["hidden_dim"] = 10**15
+    torch.save(ckpt, tmp_path / "huge.pt")
+    for name, message in (("evil.pt", "refused"), ("plain.pt", "not a detector of this asdlib version"),
+                          ("huge.pt", "hidden_dim=1000000000000000 does not match")):
+        capsys.readouterr()
+        assert cli(["score", "--detector", str(tmp_path / name), "--device", "cpu", str(wav)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and name in err and message in err and "weights_only=False" not in err, err
+    assert not (tmp_path / "pwned").exists()

@@ -35,7 +35,7 @@ def normal_only(tmp_path_factory) -> Path:
 def detector_file(normal_only, tmp_path_factory) -> Path:
     """``asdlib fit`` on normal clips only: 8 normal clips, no abnormal one, trains and saves."""
     out = tmp_path_factory.mktemp("fit") / "fan.pt"
-    assert main(["fit", "--data-root", str(normal_only), "--machine", "fan", "--model", "baseline", "--epochs", "1",
+    assert main(["fit", "--data-root", str(normal_only), "--machine", "fan", "--model", "dual", "--epochs", "1",
                  "--n-train", "8", "--device", "cpu", "--out", str(out)]) == 0
     return out
 
@@ -54,7 +54,7 @@ def test_fit_uses_normal_clips_only(detector_file, normal_only, capsys):
     wavs = sorted(str(p) for p in normal_only.rglob("*.wav"))[:2]
     assert main(["score", "--detector", str(detector_file), "--device", "cpu", *wavs]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("# baseline-mic0") and len(lines) == 3
+    assert lines[0].startswith("# dual-0-4-a1") and len(lines) == 3
     assert [line.split("\t")[0] for line in lines[1:]] == wavs
 
 

@@ -265,6 +265,8 @@ def test_params_clone_and_repr():
     assert twin is not det and twin.get_params() == det.get_params()
     assert det.set_params(alpha=2.0, mics=(0, 4)) is det and det._spec() == ModelSpec.dual(0, 4, 2.0)
     assert "seed" not in det.get_params() and "alpha" not in Config().to_dict()  # one home for α: the spec
+    with pytest.raises(ValueError, match=r"unknown Config field\(s\) \['alpha'\]"):
+        Config.from_dict({"alpha": 5})
     assert AutoencoderDetector("multi", (0, 2, 4), alpha=(0.5, 2.0))._spec() == ModelSpec(0, (2, 4), (0.5, 2.0))
     with pytest.raises(ValueError, match="alpha must be a finite number"):
         AutoencoderDetector(alpha=float("nan"))._spec()

@@ -1,4 +1,5 @@
-"""The simulator: exact propagation delays (GCC-PHAT), SNR, additive anomalies, determinism, files, CLI."""
+"""The simulator: exact propagation delays (GCC-PHAT), SNR, additive anomalies, SNR twins, determinism,
+the fast path against a double-precision reference, files, CLI."""
 from __future__ import annotations
 
 import itertools
@@ -214,6 +215,189 @@ def test_bad_arguments_raise_clear_errors():
         sim.simulate_clip("fan", 0, seed=0, anomaly="spatial", anomaly_type="imbalance")
 
 
+def test_anomaly_makes_a_clip_more_anomalous_by_construction():
+    """Issue 16: same seed, normal vs abnormal. The machine and background components are identical,
+    the background gain comes from the normal machine power only, the anomaly is added at its
+    documented level, and the mixture is exactly machine + anomaly + background."""
+    for machine, kind, seed in [("pump", "spectral", 3), ("fan", "spatial", 4), ("valve", "spectral", 8), ("slider", "spatial", 9)]:
+        kw = dict(snr_db=-6.0, seed=seed, duration_s=1.0, return_sources=True)
+        normal, info_n, pn = sim.simulate_clip(machine, 2, **kw)
+        abnormal, info_a, pa = sim.simulate_clip(machine, 2, anomaly=kind, **kw)
+        np.testing.assert_array_equal(pa["machine"], pn["machine"])
+        np.testing.assert_array_equal(pa["background"], pn["background"])
+        assert info_a["noise_gain"] == info_n["noise_gain"]
+        assert info_a["background_power"] == info_n["background_power"]
+        level = info_a["anomaly"]["level_db"]
+        offset = sim.ANOMALY_OFFSET_DB[machine, kind, info_a["anomaly"]["type"]]
+        assert abs(level - (sim.DEFAULT_ANOMALY_STRENGTH + offset)) <= sim.ANOMALY_JITTER_DB
+        assert db(pa["anomaly"]) - db(pa["machine"]) == pytest.approx(level, abs=0.01)
+        assert info_a["anomaly_power"] / info_a["machine_power"] == pytest.approx(10 ** (level / 10), rel=1e-3)
+        np.testing.assert_allclose(abnormal, pa["machine"] + pa["anomaly"] + pa["background"], atol=1e-6)
+        assert not np.any(pn["anomaly"])
+        # measured SNR of the abnormal clip's normal part is the requested one
+        assert db(pa["machine"]) - db(pa["background"]) == pytest.approx(-6.0, abs=0.01)
+
+
+def test_bad_anomaly_strength_is_refused_naming_the_field(tmp_path):
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError, match="anomaly_strength must be a finite number"):
+            sim.simulate_clip("fan", 0, seed=0, anomaly="spectral", anomaly_strength=bad, duration_s=0.25)
+        with pytest.raises(ValueError, match="anomaly_strength"):
+            sim.clip_layout("fan", 0, seed=0, anomaly="spatial", anomaly_strength=bad)
+        with pytest.raises(ValueError, match="anomaly_strength"):
+            sim.simulate_dataset(tmp_path / "x", machines=("fan",), n_normal=1, n_abnormal=1, anomaly_strength=bad, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# SNR twins (issue 15): one recording in every SNR folder, as in MIMII
+# ---------------------------------------------------------------------------------------------
+def test_snr_folders_of_one_recording_share_machine_and_anomaly():
+    """Same (machine, id, label, index) at two SNRs: identical machine and anomaly, different background."""
+    args = (4, "pump", 2, "abnormal", 3)
+    seed = sim.recording_seed(*args)
+    lo_bg, hi_bg = sim.clip_seed(4, "pump", 2, -6.0, "abnormal", 3), sim.clip_seed(4, "pump", 2, 6.0, "abnormal", 3)
+    assert lo_bg != hi_bg and seed not in (lo_bg, hi_bg)
+    assert sim.recording_seed(4, "pump", 2, "normal", 3) != seed and sim.recording_seed(4, "pump", 2, "abnormal", 4) != seed
+    kw = dict(anomaly="spectral", seed=seed, duration_s=0.5, return_sources=True)
+    lo, lo_info, lo_parts = sim.simulate_clip("pump", 2, snr_db=-6.0, background_seed=lo_bg, **kw)
+    hi, hi_info, hi_parts = sim.simulate_clip("pump", 2, snr_db=6.0, background_seed=hi_bg, **kw)
+    np.testing.assert_array_equal(lo_parts["machine"], hi_parts["machine"])
+    np.testing.assert_array_equal(lo_parts["anomaly"], hi_parts["anomaly"])
+    assert lo_info["anomaly"]["type"] == hi_info["anomaly"]["type"]
+    # different background realisations (not just another gain): correlation far from 1
+    a, b = lo_parts["background"].ravel(), hi_parts["background"].ravel()
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.5
+    assert db(lo_parts["background"]) - db(hi_parts["background"]) == pytest.approx(12.0, abs=0.02)
+    assert lo_info["background"][0]["position"].tolist() != hi_info["background"][0]["position"].tolist()
+
+
+def test_dataset_twins_on_disk(small_set):
+    """The data set's -6 and 6 dB folders hold the same recordings: same seed, other background seed, and
+    the difference of the two WAVs is background only (it equals the difference of the backgrounds)."""
+    root, meta = small_set
+    row_lo = meta[(meta.snr_db == -6) & (meta.label == "abnormal") & (meta.machine == "fan")].iloc[0]
+    twin_path = "6_dB_" + row_lo.path.split("_dB_", 1)[1]
+    row_hi = meta.set_index("path").loc[twin_path]
+    assert row_hi.seed == row_lo.seed and row_hi.background_seed != row_lo.background_seed
+    assert row_hi.anomaly_type == row_lo.anomaly_type and row_hi.anomaly_x == row_lo.anomaly_x
+    parts = {}
+    for snr, row in ((-6.0, row_lo), (6.0, row_hi)):
+        _, _, parts[snr] = sim.simulate_clip("fan", int(row.machine_id[3:]), snr_db=snr, anomaly=row.anomaly_kind,
+                                             seed=int(row.seed), background_seed=int(row.background_seed),
+                                             duration_s=0.25, return_sources=True)
+    lo, _ = sf.read(str(root / row_lo.path), dtype="float32")
+    hi, _ = sf.read(str(root / twin_path), dtype="float32")
+    np.testing.assert_allclose(lo.T - hi.T, parts[-6.0]["background"] - parts[6.0]["background"], atol=2.0 / 32768)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast path (issue 13) is the same signal as a double-precision, one-source-at-a-time reference
+# ---------------------------------------------------------------------------------------------
+def _ref_harmonics(rng, phase, amps, f_max, sr):
+    """The pre-issue-13 harmonic sum: a complex power per harmonic, double precision."""
+    z = np.exp(1j * phase)
+    zk = z.copy()
+    out = np.zeros(phase.shape)
+    for k, a in enumerate(amps, start=1):
+        if k * f_max >= 0.45 * sr:
+            break
+        if a:
+            out += a * (zk * np.exp(1j * rng.uniform(0.0, 2.0 * np.pi))).imag
+        zk *= z
+    return out
+
+
+def _ref_noise(rng, n, sr, shape=None):
+    """The pre-issue-13 shaped noise, double precision."""
+    n_bins = n // 2 + 1
+    spectrum = rng.standard_normal(n_bins) + 1j * rng.standard_normal(n_bins)
+    if shape is not None:
+        spectrum = spectrum * shape
+    spectrum[0] = 0.0
+    x = sfft.irfft(spectrum, n=n)
+    return x / max(np.sqrt(np.mean(x**2)), 1e-12)
+
+
+def _ref_train(starts, amps, kernel, n):
+    """Impulse train convolved by FFT (the pre-issue-13 way)."""
+    from scipy.signal import fftconvolve
+
+    n_k = kernel.size
+    train = np.zeros(n + n_k)
+    np.add.at(train, starts + n_k, amps)
+    return fftconvolve(train, kernel)[n_k : n_k + n]
+
+
+def _ref_render(signals, positions, n_total, n_out, sr):
+    """Double precision, one source at a time, each delay as a direct ``exp`` over all bins."""
+    from asdlib.simulate import clip
+
+    if not signals:
+        return np.zeros((8, n_out))
+    w = clip._fade(n_total)
+    k = np.arange(n_total // 2 + 1)
+    out = np.zeros((8, k.size), dtype=complex)
+    for x, p in zip(signals, positions):
+        spectrum = sfft.rfft(np.asarray(x, dtype=float) * w)
+        spectrum[-1] = 0.0 if n_total % 2 == 0 else spectrum[-1]
+        dist = np.linalg.norm(np.asarray(p) - sim.MIC_POSITIONS, axis=1)
+        delay = (dist - np.linalg.norm(p)) / sim.SPEED_OF_SOUND * sr
+        out += spectrum * np.exp(-2j * np.pi * k * delay[:, None] / n_total) / dist[:, None]
+    return sfft.irfft(out, n=n_total, axis=-1)[:, clip._PAD : clip._PAD + n_out]
+
+
+@pytest.fixture
+def reference_path(monkeypatch):
+    """Swap the fast kernels for the double-precision reference ones, wherever they are looked up."""
+    from asdlib.simulate import anomalies, clip, machines, signals
+
+    def use():
+        for module in (signals, machines, anomalies):
+            if hasattr(module, "_harmonics"):
+                monkeypatch.setattr(module, "_harmonics", _ref_harmonics)
+            if hasattr(module, "_noise"):
+                monkeypatch.setattr(module, "_noise", _ref_noise)
+        monkeypatch.setattr(signals, "_impulse_train_convolve", _ref_train)
+        monkeypatch.setattr(clip, "_render", _ref_render)
+
+    return use
+
+
+@pytest.mark.parametrize("machine", sim.MACHINES)
+def test_fast_path_is_the_reference_signal(machine, reference_path):
+    """Every component of normal and abnormal clips agrees with the reference to ~1e-6 of its RMS
+    (float32 rounding), far below the 16-bit output's quantisation; the levels agree to 1e-4 dB."""
+    cases = [(None, 1), ("spectral", 2), ("spatial", 3), ("spectral", 4), ("spatial", 5)]
+    fast = [sim.simulate_clip(machine, 2 * (i % 4), snr_db=0.0, anomaly=a, seed=s, duration_s=1.0, return_sources=True)
+            for i, (a, s) in enumerate(cases)]
+    reference_path()
+    for i, (a, s) in enumerate(cases):
+        _, info_f, parts_f = fast[i]
+        _, info_r, parts_r = sim.simulate_clip(machine, 2 * (i % 4), snr_db=0.0, anomaly=a, seed=s, duration_s=1.0,
+                                               return_sources=True)
+        assert info_f["anomaly"]["type"] == info_r["anomaly"]["type"]
+        for name, ref in parts_r.items():
+            ref = np.asarray(ref, dtype=float)
+            rms = np.sqrt(np.mean(ref**2))
+            if rms == 0:
+                assert not np.any(parts_f[name]), name
+                continue
+            err = np.sqrt(np.mean((parts_f[name] - ref) ** 2)) / rms
+            assert err < 1e-5, (machine, a, s, name, err)
+        assert info_f["noise_gain"] == pytest.approx(info_r["noise_gain"], rel=1e-5)
+
+
+def test_propagate_spectra_single_precision_matches_double():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4000))
+    pos = np.array([[0.4, 0.1, 0.0], [-2.0, 3.0, 1.0], [0.05, -0.08, 0.01]])
+    double = sim.propagate_spectra(x, pos)
+    single = sim.propagate_spectra(x.astype(np.float32), pos)
+    assert single.dtype == np.complex64 and double.dtype == np.complex128
+    assert np.max(np.abs(single - double)) < 1e-5 * np.max(np.abs(double))
+
+
 # ---------------------------------------------------------------------------------------------
 # determinism
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +448,11 @@ def test_dataset_layout_and_metadata(small_set):
     abnormal = meta[meta.label == "abnormal"]
     assert set(abnormal.anomaly_kind) == {"spectral", "spatial"} and set(meta[meta.label == "normal"].anomaly_kind) == {"none"}
     assert abnormal.anomaly_x.notna().all() and meta[meta.label == "normal"].anomaly_x.isna().all()
-    assert meta.seed.is_unique  # no content shared between normal and abnormal folders, or between SNRs
+    assert meta.background_seed.is_unique  # every clip has its own background
+    # one recording per (machine, id, label, index): the same seed in every SNR folder, distinct otherwise
+    recording = meta.path.str.split("/", n=1).str[1]
+    assert (meta.groupby(recording).seed.nunique() == 1).all()
+    assert meta.drop_duplicates("seed").shape[0] == recording.nunique()
     written = pd.read_csv(root / "metadata.csv")
     assert list(written.columns) == list(meta.columns) and len(written) == len(meta)
     for col in ("path", "machine", "machine_id", "snr_db", "label", "anomaly_kind", "seed", "machine_x", "machine_y", "machine_z", "anomaly_z", "bg0_x"):
@@ -289,11 +477,19 @@ def test_wav_holds_the_clip_simulate_clip_gives(small_set):
     root, meta = small_set
     row = meta[(meta.label == "abnormal") & (meta.anomaly_kind == "spatial")].iloc[0]
     audio, info = sim.simulate_clip(row.machine, int(row.machine_id[3:]), snr_db=row.snr_db, anomaly="spatial",
-                                    seed=int(row.seed), duration_s=0.25)
+                                    seed=int(row.seed), background_seed=int(row.background_seed), duration_s=0.25)
     stored, sr = sf.read(str(root / row.path), dtype="float32")
     assert sr == 16000
-    np.testing.assert_allclose(stored.T, audio, atol=1.0 / 32768)
+    np.testing.assert_allclose(stored.T, audio, atol=0.5 / 32768 + 1e-9)  # rounded to the nearest 16-bit step
     np.testing.assert_allclose(info["anomaly"]["position"], [row.anomaly_x, row.anomaly_y, row.anomaly_z], atol=1e-6)
+
+
+def test_pcm16_conversion_rounds_and_clips():
+    from asdlib.simulate.dataset import _to_pcm16
+
+    x = np.array([[0.0, 1.0, -1.0, 1.5, -2.0, 0.49 / 32768, 0.51 / 32768, -0.51 / 32768, 100.4 / 32768]], dtype=np.float32)
+    np.testing.assert_array_equal(_to_pcm16(x)[:, 0], [0, 32767, -32768, 32767, -32768, 0, 1, -1, 100])
+    assert _to_pcm16(np.zeros((8, 5), np.float32)).shape == (5, 8)
 
 
 def test_clips_do_not_depend_on_the_size_of_the_data_set(small_set, tmp_path):
@@ -317,7 +513,7 @@ def test_rerun_skips_existing_files_and_repairs_missing_or_truncated(small_set):
     assert (missing.read_bytes(), truncated.read_bytes()) == original
     untouched = [p for p in meta.path if root / p not in (missing, truncated)]
     assert all((root / p).stat().st_mtime_ns == mtimes[p] for p in untouched)
-    assert not list(root.rglob("*.tmp"))
+    assert not list(root.rglob(".tmp-*"))
 
 
 def test_dataset_rejects_bad_requests(tmp_path):
@@ -355,3 +551,33 @@ def test_cli_writes_a_data_set(tmp_path, capsys):
     ]
     assert set(meta[meta.label == "abnormal"].anomaly_kind) == {"spatial"}
     assert "simulated" in capsys.readouterr().out
+
+
+def test_cli_refuses_nan_strength_and_out_as_a_file(tmp_path, capsys):
+    assert sim.main(["--out", str(tmp_path / "x"), "--anomaly-strength", "nan"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "anomaly_strength" in err and "finite" in err
+    assert not (tmp_path / "x").exists()
+    a_file = tmp_path / "data.wav"
+    a_file.write_bytes(b"not a folder")
+    assert sim.main(["--out", str(a_file), "--n-normal", "1", "--n-abnormal", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "existing file" in err and str(a_file) in err
+    assert a_file.read_bytes() == b"not a folder"
+    with pytest.raises(ValueError, match="existing file"):
+        sim.simulate_dataset(a_file, machines=("fan",), n_normal=1, n_abnormal=0, progress=False)
+
+
+def test_cli_as_a_subcommand(tmp_path, capsys):
+    """What asdlib.cli calls: add_arguments on a sub-parser, then run(args)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="asdlib")
+    sub = parser.add_subparsers(dest="command")
+    sim.add_arguments(sub.add_parser("simulate"))
+    args = parser.parse_args(["simulate", "--out", str(tmp_path), "--machines", "valve", "--ids", "2", "--n-normal", "1",
+                              "--n-abnormal", "0", "--duration", "0.25", "--jobs", "1", "--quiet"])
+    assert sim.run(args) == 0
+    assert (tmp_path / "0_dB_valve/valve/id_02/normal/00000000.wav").is_file()
+    args = parser.parse_args(["simulate", "--out", str(tmp_path), "--machines", "drill"])
+    assert sim.run(args) == 2 and "drill" in capsys.readouterr().err

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import fft as sfft
 
 from .machines import MACHINE_IDS, Unit, _unit
 from .signals import (

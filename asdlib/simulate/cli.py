@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             "machines", "machine_ids", "snrs_db", "n_normal", "n_abnormal", "duration_s", "anomaly_kinds", "n_jobs",
             "anomaly_strength")))
         out = Path(args.out).expanduser()
-        _check_root(out)
+        _check_root(out, "--out")
     except ValueError as err:
         print(f"asdlib simulate: error: {err}", file=sys.stderr)
         return 2

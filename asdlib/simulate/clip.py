@@ -96,7 +96,7 @@ def _render(signals: list[np.ndarray], positions: list[np.ndarray], n_total: int
     stacked[:, :_FADE] *= fade[:_FADE]
     stacked[:, -_FADE:] *= fade[_FADE:]
     spectra = propagate_spectra(stacked, np.stack(positions), sr=sr)
-    return sfft.irfft(spectra, n=n_total, axis=-1)[:, _PAD : _PAD + n_out]
+    return sfft.irfft(spectra, n=n_total, axis=-1, overwrite_x=True)[:, _PAD : _PAD + n_out]
 
 
 def _power(x: np.ndarray) -> float:
@@ -213,8 +213,9 @@ def simulate_clip(
     bg_signals = [_db(s["level_db"]) * _unit_rms(_background_signal(s["kind"], rng_bg, t, sr)) for s in layout]
     background8 = _render(bg_signals, [s["position"] for s in layout], n_total, n_out, sr)
     sensor = rng_bg.standard_normal((N_MICS, n_out))
-    sensor *= np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10))
-    background8 += sensor
+    np.multiply(sensor, np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10)), out=sensor)
+    np.add(background8, sensor, out=background8, casting="same_kind")
+    del sensor
     p_background = _power(background8)
     # the background gain comes from the *normal* machine sound only: an anomaly never changes it
     noise_gain = 0.0 if np.isposinf(snr_db) else float(np.sqrt(p_machine / (p_background * 10 ** (snr_db / 10))))
@@ -223,21 +224,18 @@ def simulate_clip(
     rng_an = _stream(seed, _STREAM_ANOMALY)
     an = _anomaly_layout(rng_an, u, anomaly, anomaly_type, anomaly_strength, anomaly_position)
     g = OUTPUT_GAIN[machine]
-    parts = {"machine": machine8 * np.float32(g)}
-    an_scale, p_an = 0.0, 0.0
+    machine8 *= np.float32(g)
+    background8 *= np.float32(g * noise_gain)
+    audio = machine8 + background8 if anomaly is None else None
+    an_scale, p_an, anomaly8 = 0.0, 0.0, None
     if anomaly is not None:
         make = SPECTRAL_ANOMALIES[machine][an["type"]] if anomaly == "spectral" else SPATIAL_ANOMALIES[an["type"]]
         anomaly8 = _render([make(u, sound, rng_an, t, sr)], [an["position"]], n_total, n_out, sr)
         p_an = _power(anomaly8)
         an_scale = float(np.sqrt(p_machine * 10 ** (an["level_db"] / 10) / max(p_an, 1e-30)))
         anomaly8 *= np.float32(g * an_scale)
-        parts["anomaly"] = anomaly8
-    else:
-        parts["anomaly"] = np.zeros_like(machine8)
-    background8 *= np.float32(g * noise_gain)
-    parts["background"] = background8
-    audio = parts["machine"] + parts["anomaly"]
-    audio += parts["background"]
+        audio = machine8 + anomaly8
+        audio += background8
     info = {
         "machine": machine,
         "machine_id": int(machine_id),
@@ -258,5 +256,6 @@ def simulate_clip(
         "peak": float(max(audio.max(), -audio.min())),
     }
     if return_sources:
-        return audio, info, parts
+        anomaly8 = np.zeros_like(machine8) if anomaly8 is None else anomaly8
+        return audio, info, {"machine": machine8, "anomaly": anomaly8, "background": background8}
     return audio, info

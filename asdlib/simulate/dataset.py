@@ -107,9 +107,9 @@ def _wav_size(n_frames: int, sr: int = SR) -> int:
     return buf.getbuffer().nbytes - N_MICS * 2 + n_frames * N_MICS * 2
 
 
-def _check_root(root: Path) -> None:
+def _check_root(root: Path, what: str = "root") -> None:
     if root.exists() and not root.is_dir():
-        raise ValueError(f"--out/root {str(root)!r} is an existing file, not a folder; give a new or existing folder for the data set")
+        raise ValueError(f"{what} {str(root)!r} is an existing file, not a folder; give a new or existing folder for the data set")
 
 
 def _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, duration_s, anomaly_kinds, n_jobs,
@@ -184,9 +184,21 @@ def _metadata_row(job: dict, duration_s: float, strength: float) -> dict:
     return row
 
 
+def _to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """(channels, n) float in [-1, 1] -> (n, channels) int16: ``round(x * 32768)``, clipped to int16.
+
+    Done here rather than by libsndfile so that the stored samples do not depend on its version; a
+    reader that divides by 32768 (soundfile, librosa) gets back ``x`` within half a step.
+    """
+    q = np.rint(audio * np.float32(32768.0))
+    np.clip(q, -32768, 32767, out=q)
+    return np.ascontiguousarray(q.astype(np.int16).T)
+
+
 def _write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:
+    pcm = _to_pcm16(audio)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio.T, sr, subtype="PCM_16", format="WAV")
+        sf.write(str(tmp), pcm, sr, subtype="PCM_16", format="WAV")
 
 
 def _make_file(task: tuple) -> tuple[str, float]:
@@ -196,7 +208,7 @@ def _make_file(task: tuple) -> tuple[str, float]:
         job["machine"], job["machine_id"], snr_db=job["snr_db"], anomaly=job["anomaly"], seed=job["seed"],
         duration_s=duration_s, anomaly_strength=strength, background_seed=job["background_seed"],
     )
-    _write_wav_atomic(Path(root) / job["path"], np.clip(audio, -1.0, 1.0), SR)
+    _write_wav_atomic(Path(root) / job["path"], audio, SR)
     return job["path"], info["peak"]
 
 

@@ -9,7 +9,7 @@ from scipy import fft as sfft
 
 from ..config import MACHINES
 from .signals import (
-    _TWO_PI, _band, _freqs, _db, _harmonics, _noise, _peaks, _pink, _poisson_times, _revolutions, _ringing, _rms,
+    _TWO_PI, _band, _db, _freqs, _harmonics, _noise, _peaks, _pink, _poisson_times, _revolutions, _ringing, _rms,
     _rotation, _slow, _smooth_gate, _unit_rms,
 )
 

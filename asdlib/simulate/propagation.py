@@ -74,7 +74,8 @@ def _mix_at_mics(spectra: np.ndarray, delays: np.ndarray, dist: np.ndarray, n: i
 
     Works in the precision of ``spectra`` (complex64 or complex128); the ramps are computed in
     float64 and rounded once. The Nyquist bin of an even ``n`` is zeroed (it cannot carry a
-    fractional delay in a real signal). Memory: two (M, F) buffers, whatever the number of sources.
+    fractional delay in a real signal). The bins are processed in cache-sized chunks, each summed
+    over all sources before the next; memory: one (M, F) output, whatever the number of sources.
     """
     n_src, n_bins = spectra.shape
     n_mics = dist.shape[1]

@@ -90,7 +90,7 @@ def _noise(rng: np.random.Generator, n: int, sr: int, shape: np.ndarray | None =
     if shape is not None:
         spectrum *= shape.astype(np.float32)
     spectrum[0] = 0.0
-    return _unit_rms(sfft.irfft(spectrum, n=n).astype(float))
+    return _unit_rms(sfft.irfft(spectrum, n=n, overwrite_x=True).astype(float))
 
 
 def _slow(rng: np.random.Generator, t: np.ndarray, knot_s: float = 0.5) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""The book's data, input-vector and training pages: what asdlib.book_data computes for them."""
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.patches
+import matplotlib.pyplot
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdlib import book_data as bd, plots
+from asdlib.book import load_run, make_spec
+from asdlib.data import scan_mimii
+from asdlib.geometry import MIC_RADIUS
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_mimii):
+    spec = make_spec("smoke", data_root=str(tiny_mimii), machines=["fan", "valve"])
+    return spec, scan_mimii(tiny_mimii, machines=spec.machines)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_mimii, tmp_path_factory):
+    return load_run("smoke", data_root=str(tiny_mimii), machines=["fan"], seeds=[0, 1], epochs=2,
+                    results_dir=tmp_path_factory.mktemp("results"))
+
+
+def test_example_clips_are_a_normal_and_an_abnormal_clip_of_the_same_unit_and_snr(tiny):
+    spec, manifest = tiny
+    clips = bd.example_clips(manifest, "valve")
+    assert list(clips["label"]) == ["normal", "abnormal"]
+    assert clips["machine_id"].nunique() == 1 and clips["snr_db"].nunique() == 1
+    assert set(clips["machine"]) == {"valve"} and (clips["samplerate"] == 16000).all()
+    with pytest.raises(ValueError, match="pump"):
+        bd.example_clips(manifest, "pump")
+
+
+def test_audio_players_share_one_level_scale(tiny):
+    spec, manifest = tiny
+    players = bd.audio_players(bd.example_clips(manifest, "fan"), mic=0)
+    assert [label.split(" ")[0] for label, _ in players] == ["normal", "abnormal"]
+    assert all("<audio" in player._repr_html_() for _, player in players)
+
+
+def test_split_counts_add_up_to_the_profile_sizes(tiny):
+    spec, manifest = tiny
+    counts = bd.split_counts(spec, manifest)
+    assert list(counts.columns) == ["train normal", "test normal", "test abnormal"]
+    per_machine = counts.groupby(level="machine").sum()
+    assert (per_machine["train normal"] == spec.n_train).all()
+    assert (per_machine["test normal"] + per_machine["test abnormal"] == spec.n_test).all()
+    assert not counts.isna().any().any()
+
+
+def test_clip_inputs_are_the_pair_vectors_and_spectrograms(tiny):
+    spec, manifest = tiny
+    clip, vectors, logmels = bd.clip_inputs(spec, manifest, "fan", "normal", [0, 4])
+    assert clip["label"] == "normal" and clip["machine"] == "fan"
+    assert vectors.shape[0] == 2 and vectors.shape[2] == 640 and logmels.shape[:2] == (2, 128)
+    # vector t is frames t..t+4, frame after frame
+    assert np.allclose(vectors[1, 3].reshape(5, 128), logmels[1][:, 3:8].T)
+
+
+def test_difference_level_reads_low_and_high_bands():
+    config = make_spec("smoke").model_config()
+    import librosa
+
+    ref = np.zeros((128, 10))
+    centres = librosa.mel_frequencies(130, fmin=0, fmax=8000)[1:-1]  # the bands' centre frequencies
+    dif = np.where((centres < 1000)[:, None], -10.0, 2.0) + ref
+    d = bd.difference_level(np.stack([ref, dif]), config)
+    assert d["low"] == pytest.approx(-10.0) and d["high"] == pytest.approx(2.0)
+    assert d["low"] < d["all"] < d["high"]
+
+
+def test_decision_table_has_one_full_row_per_model(run):
+    spec, store = run
+    table = bd.decision_table(store)
+    assert list(table.index) == [bd.model_label(ms) for ms in spec.model_specs()]
+    assert not table.isna().any().any()  # no all-NaN rows of model/pair/alpha combinations that do not exist
+    assert set(table.columns.get_level_values("metric")) == {"precision", "recall", "F1"}
+    assert ((table >= 0) & (table <= 100)).all().all()
+
+
+def test_loss_curves_cover_every_model_seed_and_epoch(run):
+    spec, store = run
+    curves = bd.loss_curves(store, "fan")
+    epochs = spec.model_config().epochs
+    assert len(curves) == len(spec.model_specs()) * len(spec.seeds) * 2 * epochs
+    assert np.isfinite(curves["loss"]).all() and set(curves["split"]) == {"training", "validation"}
+    h = store.history("fan", 1, spec.model_specs()[0].name)
+    base = curves[(curves["family"] == "baseline (mic 0)") & (curves["seed"] == 1) & (curves["split"] == "validation")]
+    assert np.allclose(base.sort_values("epoch")["loss"], h["val_loss"])
+    times = bd.training_times(store)
+    assert times["cells"].sum() == len(spec.model_specs()) * len(spec.seeds)
+
+
+def test_book_figures_are_labelled(run, tiny):
+    spec, store = run
+    fig = plots.plot_histories(bd.loss_curves(store, "fan"))
+    assert fig.axes[0].get_xlabel() == "epoch" and "loss" in fig.axes[0].get_ylabel()
+    train, test, thr = bd.cell_threshold(store, "fan", 0, spec.model_specs()[0].name)
+    fig = plots.plot_threshold(train, test, thr, "mse")
+    assert "anomaly score" in fig.axes[0].get_xlabel()
+    fig = plots.plot_array(sources={"fan": (0.5, 0.0)})
+    inset = fig.axes[0].child_axes[0]
+    rings = [p for p in inset.patches if isinstance(p, matplotlib.patches.Circle)]
+    assert rings and rings[0].get_radius() == pytest.approx(100 * MIC_RADIUS)  # the 36.5 mm ring, in cm
+    audio = np.random.default_rng(0).standard_normal((8, 16000)).astype(np.float32) * 0.01
+    fig = plots.plot_multichannel(audio)
+    assert any(ax.get_ylabel() == "log-mel energy (dB)" for ax in fig.axes)  # the colorbar
+    assert fig.axes[1].get_ylabel() == "mel band"
+    matplotlib.pyplot.close("all")
+
+
+def test_loss_sentence_says_when_a_loss_did_not_fall():
+    rows = []
+    for model, (a, b) in {"m1": (10.0, 5.0), "m2": (10.0, 12.0)}.items():
+        for seed in (0, 1):
+            for split in ("training", "validation"):
+                rows += [dict(model=model, seed=seed, split=split, epoch=1, loss=a), dict(model=model, seed=seed, split=split, epoch=2, loss=b)]
+    curves = pd.DataFrame(rows)
+    change = bd.loss_change(curves)
+    assert change.loc["m1", "validation"] == pytest.approx(-50.0) and change.loc["m2", "validation"] == pytest.approx(20.0)
+    text = bd.loss_sentence(curves, "fan")
+    assert "-50.0 % to +20.0 %" in text and "did not fall for every model" in text
+    falling = curves[curves["model"] == "m1"]
+    assert "fell for every model" in bd.loss_sentence(falling, "fan")
