@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 SAMPLES ?= $(abspath ../shared/data/mimii-samples)
 # `make book STRICT=1` turns Sphinx warnings into errors (CI does this).
 STRICT ?=
+# `make book PROFILE=paper DATA_ROOT=~/mimii`: every page from real MIMII with the paper's settings.
+PROFILE ?= book
+DATA_ROOT ?=
 BOOK_FLAGS := $(if $(STRICT),-W --keep-going,)
 
 .PHONY: venv book test results benchmark clean
@@ -18,17 +21,17 @@ $(BIN)/asdlib: pyproject.toml
 
 venv: $(BIN)/asdlib
 
-## book: run the quick profile on the embedded simulator and build the Jupyter Book into _build/html
+## book: run the book's grids (PROFILE, default book; DATA_ROOT, default the embedded simulator) and build _build/html
 book: venv
-	$(BIN)/python tools/build_book.py $(BOOK_FLAGS)
+	ASDLIB_PROFILE=$(PROFILE) ASDLIB_DATA_ROOT=$(DATA_ROOT) $(BIN)/python tools/build_book.py $(BOOK_FLAGS)
 
 ## test: the test suite (real MIMII sample clips are used when $(SAMPLES) exists)
 test: venv
 	ASDLIB_MIMII_SAMPLES=$${ASDLIB_MIMII_SAMPLES:-$(if $(wildcard $(SAMPLES)),$(SAMPLES),)} $(BIN)/python -m pytest -q -rs
 
-## results: only the quick grid (what the book shows), into ./results
+## results: only the Table 1 grid of the book (PROFILE, DATA_ROOT), into ./results
 results: venv
-	$(BIN)/asdlib run --profile quick
+	$(BIN)/asdlib run --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT),)
 
 ## benchmark: training and feature throughput on this machine (prints JSON lines)
 benchmark: venv

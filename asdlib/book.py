@@ -496,3 +496,33 @@ def anomaly_kind_reading(gains: pd.DataFrame) -> str:
         parts.append(f"{score.upper()}: the best dual configuration changes the AUC by {signed(spatial)} points on spatial anomalies and "
                      f"{signed(spectral)} on spectral ones (mean over machine types), {verdict}")
     return "; ".join(parts) + ". The best configuration is picked on the same test clips, so both gains are optimistic."
+
+
+def training_projection(spec: ExperimentSpec, results_dir: str | Path | None = None) -> pd.DataFrame:
+    """Training seconds of a finished run, and the paper profile's training time projected from them.
+
+    A fused group's models share its wall time (each cell records its share), so the sum over cells is
+    the total. Time is taken as proportional to training vectors x epochs x seeds x machine types for
+    the same grid of models; the paper's clips are 10 s.
+    """
+    import json
+
+    from .experiments import profile
+    from .features import n_vectors
+
+    path = Path(results_dir or default_results_dir()) / spec.run_id()
+    cells = [json.loads(p.read_text()) for p in path.glob("cells/*/seed*/*/cell.json")]
+    if not cells:
+        raise ValueError(f"{path} has no finished cell; run the book's grid first (make book)")
+    seconds = float(sum(c["train_seconds"] for c in cells))
+    prov = json.loads((path / "provenance.json").read_text())
+
+    def work(s: ExperimentSpec) -> float:
+        clip_s = s.simulator_settings()["duration_s"] if s.simulated else 10.0
+        return 0.9 * s.n_train * n_vectors(int(clip_s * 16_000), s.model_config()) * s.model_config().epochs * len(s.seeds) * len(s.machines)
+
+    paper = profile("paper", data_root="/mimii")
+    hours = seconds * work(paper) / work(spec) / 3600
+    return pd.DataFrame({"training seconds measured": [round(seconds)], "run": [spec.run_id()],
+                         "projected hours, paper profile": [round(hours, 1)],
+                         "per seed": [round(hours / len(paper.seeds), 1)], "device": [prov["device"]]})

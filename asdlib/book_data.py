@@ -34,6 +34,8 @@ __all__ = [
     "difference_sentence",
     "loss_change",
     "loss_sentence",
+    "parse_overrides",
+    "merge_parameters",
 ]
 
 
@@ -49,8 +51,8 @@ def prepare(spec) -> Path:
 def load_data(profile: str | None = None, data_root: str | None = None, **parameters):
     """The spec a page's parameters describe, its data folder and the clips found there.
 
-    ``parameters`` (e.g. ``n_train``, ``n_test``; None keeps the profile's value) go to
-    :func:`asdlib.book.make_spec`.
+    ``parameters`` (e.g. ``machines``; None keeps the profile's value) and the fields of
+    ``overrides`` (a dict or its JSON text, e.g. ``{"n_train": 50}``) go to :func:`asdlib.book.make_spec`.
 
     Returns
     -------
@@ -62,7 +64,7 @@ def load_data(profile: str | None = None, data_root: str | None = None, **parame
     from .book import make_spec
     from .data import scan_mimii
 
-    spec = make_spec(profile, data_root, **parameters)
+    spec = make_spec(profile, data_root, **merge_parameters(parameters.pop("overrides", None), **parameters))
     root = prepare(spec)
     return spec, root, scan_mimii(root, machines=spec.machines)
 
@@ -324,3 +326,33 @@ def loss_sentence(curves: pd.DataFrame, machine: str) -> str:
     verdict = "fell for every model" if (change["validation"] < 0).all() else "did not fall for every model"
     return (f"from the first to the last epoch the {machine} models' validation loss changed by {span('validation')} "
             f"(training loss: {span('training')}): it {verdict}")
+
+
+def parse_overrides(overrides) -> dict:
+    """A page's ``overrides`` parameter as a dict: a dict, None, or the JSON/YAML text papermill's ``-p`` passes.
+
+    Raises
+    ------
+    ValueError
+        The text is not a mapping of spec fields.
+    """
+    import yaml
+
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = yaml.safe_load(overrides) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"overrides={overrides!r} is not a mapping; write it as JSON, e.g. '{{\"n_train\": 50}}' ({err})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides={overrides!r} is not a mapping of spec fields; e.g. '{{\"n_train\": 50}}'")
+    return dict(overrides)
+
+
+def merge_parameters(overrides=None, **named) -> dict:
+    """A page's named parameters over its ``overrides``: None values dropped (they keep the profile's).
+
+    ``merge_parameters('{"n_train": 3}', machines=["fan"], epochs=None) == {"n_train": 3, "machines": ["fan"]}``.
+    """
+    return {**parse_overrides(overrides), **{k: v for k, v in named.items() if v is not None}}

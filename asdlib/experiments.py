@@ -76,7 +76,8 @@ class ExperimentSpec:
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     fused : bool
         Train a cell's models as one stacked computation (:mod:`asdlib.fused`); False trains one
-        model at a time (same results to float tolerance).
+        model at a time (the same arithmetic in every step; over a run the two differ as much as
+        two seeds do, because training is chaotic, and both are valid runs).
     n_jobs : int
         Processes for simulation and feature extraction.
     models : list of dict or None

@@ -3,8 +3,15 @@
 The paper's grid trains, per machine type, one baseline and eight dual autoencoders (mic pairs 0-4
 and 2-6, four α each). The models are small (268 k / 536 k parameters), so training them one at a
 time leaves a CPU or GPU underused: small matrix products, and per-operation overhead repeated
-for every model. :func:`train_fused` trains them *together* and gives what training each one
-alone with :func:`asdlib.train.train_model` gives, to floating-point rounding.
+for every model. :func:`train_fused` trains them *together*, each model following its own seeded
+plan, with the arithmetic of training it alone: one step from the same state gives the same loss,
+gradients, BatchNorm statistics and Adam update as :func:`asdlib.train.train_model_autograd` (plain
+autograd), to floating-point rounding. A whole run does not stay that close: training is chaotic
+(in float64, a 1e-15 nudge of the initial weights moves the weights by about their own size
+within 8 epochs), so rounding differences grow until a fused run and a one-by-one run differ as
+much as two seeds -- weights, and clip rankings. Both are equally valid runs of the same training;
+the spread between seeds is the uncertainty of a single run, which is what the paper reports.
+:func:`asdlib.train.train_model` is this trainer with one model.
 
 How the models are stacked
 --------------------------
@@ -37,8 +44,11 @@ The training step (:meth:`StackedAutoencoders.train_step`) is written out by han
 backward, into buffers allocated once: no autograd graph and no memory allocated per step. On a
 CPU this matters: freshly allocated memory costs a page fault per 4 KiB on first touch, more time
 than the arithmetic of the element-wise operations. The formulas are the textbook ones, written
-next to the code; ``tests/test_fused.py`` checks them against autograd (``train_model``) in
-float64.
+next to the code; ``tests/test_fused.py`` checks whole short runs against autograd
+(``train_model_autograd``) in float64, and ``tests/test_train.py`` every step of a full epoch of
+real features, from identical states, in float64 and float32. With ``compile=True`` the
+BatchNorm/ReLU passes of full batches run as ``torch.compile`` d kernels of the same formulas
+(:func:`_bn_relu_forward_math`, :func:`_bn_relu_backward_math`).
 
 Shapes: ``K`` models, ``N`` networks (``Σ_k n_inputs_k``), ``B`` batch, ``D = 640`` input,
 ``H = 128`` hidden, ``Z = 8`` latent per encoder, ``L = n_max * Z`` decoder input.

@@ -123,3 +123,26 @@ def test_math_is_rendered_offline(site):
     assert any("mathjax/tex-chtml.js" in s and s.startswith(base) for s in scripts), scripts
     assert not errors
     page.close()
+
+
+def _numbers_in(page, selector: str, indices) -> list[float]:
+    """Every number in the body cells (not the headers) of the ``indices``-th tables matching ``selector``."""
+    import re
+
+    tables = page.locator(selector)
+    texts = [t for i in indices if i < tables.count() for t in tables.nth(i).locator("td").all_inner_texts()]
+    return [float(x) for t in texts for x in re.findall(r"-?\d+(?:\.\d+)?", t)]
+
+
+@pytest.mark.parametrize("name,selector", [("04_table1", "article table.dataframe"), ("07_how_sure", "article table.asd-metric-table")])
+def test_table_values_and_intervals_lie_within_0_and_100(site, name, selector):
+    """Table 1 and the How-sure interval tables: every value and interval bound is a percentage in [0, 100]."""
+    browser, base = site
+    page, _ = _open(browser, f"{base}/notebooks/{name}.html")
+    numbers = _numbers_in(page, selector, [0, 1])  # the MSE and the Mahalanobis table
+    assert len(numbers) > 50, f"{name}: found only {len(numbers)} numbers in its metric tables"
+    outside = [x for x in numbers if not 0.0 <= x <= 100.0]
+    assert not outside, f"{name}: values outside [0, 100]: {outside[:10]}"
+    text = page.inner_text("article")
+    assert "simulated" in text or "real MIMII" in text
+    page.close()

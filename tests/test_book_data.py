@@ -127,3 +127,10 @@ def test_loss_sentence_says_when_a_loss_did_not_fall():
     assert "-50.0 % to +20.0 %" in text and "did not fall for every model" in text
     falling = curves[curves["model"] == "m1"]
     assert "fell for every model" in bd.loss_sentence(falling, "fan")
+
+
+def test_page_parameters_merge_over_overrides():
+    assert bd.merge_parameters('{"n_train": 3, "epochs": 4}', epochs=2, machines=None) == {"n_train": 3, "epochs": 2}
+    assert bd.merge_parameters(None, seeds=[0]) == {"seeds": [0]}
+    with pytest.raises(ValueError, match="overrides"):
+        bd.parse_overrides("[1, 2]")

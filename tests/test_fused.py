@@ -189,3 +189,58 @@ def test_bad_inputs_are_refused_with_a_reason():
         train_fused(SPECS, SEEDS, short, config, progress=False)
     with pytest.raises(ValueError, match="float32"):
         train_fused(SPECS, SEEDS, {**features, "mic0": features["mic0"].half()}, config, progress=False)
+
+
+def _one_step(stack: StackedAutoencoders, x: torch.Tensor):
+    losses = stack.train_step(x)
+    state = {name: p.grad.clone() for name, p in stack.named_parameters()}
+    state.update({name: b.clone() for name, b in stack.named_buffers() if "running" in name})
+    return losses, state
+
+
+def test_compiled_kernels_do_the_same_step():
+    """compile=True: the BatchNorm/ReLU passes as torch.compile'd kernels, same gradients and statistics."""
+    config = Config(batch_size=32)
+    models = [init_model(s, config, 0).double() for s in SPECS]
+    weights = [s.weights for s in SPECS]
+    eager = StackedAutoencoders(models, weights, config)
+    compiled = StackedAutoencoders(models, weights, config, compile=True)
+    x = make_features(32, torch.float64)["mic0"].expand(eager.n_networks, 32, 640).contiguous()
+    got_losses, got = _one_step(compiled, x)
+    if not compiled.compile:
+        pytest.skip("torch.compile is unavailable here (the fallback warning says why)")
+    assert compiled.compile_seconds > 0
+    ref_losses, ref = _one_step(eager, x)
+    torch.testing.assert_close(got_losses, ref_losses, rtol=1e-12, atol=0)
+    for name, value in ref.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_compile_failure_falls_back_with_a_warning(monkeypatch):
+    import asdlib.fused as fused
+
+    def broken(name):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(fused, "_compiled", broken)
+    features = make_features(300, torch.float64)
+    config = Config(epochs=1, batch_size=32)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        fallback = train_fused(SPECS[:2], SEEDS[:2], features, config, progress=False, compile=True)
+    plain = train_fused(SPECS[:2], SEEDS[:2], features, config, progress=False, compile=False)
+    for (a, _), (b, _) in zip(fallback, plain):
+        for key, value in a.state_dict().items():
+            assert torch.equal(value, b.state_dict()[key]), key
+
+
+def test_compile_setting_comes_from_the_argument_then_the_environment(monkeypatch):
+    from asdlib.fused import resolve_compile
+
+    monkeypatch.delenv("ASDLIB_COMPILE", raising=False)
+    assert resolve_compile(None, 10**9) is False
+    assert resolve_compile(True, 0) is True
+    monkeypatch.setenv("ASDLIB_COMPILE", "1")
+    assert resolve_compile(None, 0) is True
+    assert resolve_compile(False, 0) is False

@@ -65,14 +65,15 @@ def _gradient_pairs(stack: StackedAutoencoders, models):
             g += 1
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-9), (torch.float32, 5e-2)])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-10), (torch.float32, 5e-2)])
 def test_every_step_of_a_real_epoch_is_the_autograd_step(real_features, dtype, tolerance):
     """A full epoch on real features: each fused step equals autograd's from the same state.
 
     float64 shows the arithmetic is the same (agreement to ~1e-12). float32 is what training
     uses; there the first-layer weight gradient ``Σ_b g x`` of an input whose vectors share a
     large offset (the log-mel level) is a small difference of large sums, so two correct
-    summation orders already differ by up to ~1e-2 relative for a few tensors.
+    summation orders already differ by up to ~2e-2 relative for a few tensors (measured 1.8e-2;
+    float64: 1.8e-13).
     """
     real_features = {k: v.to(dtype) for k, v in real_features.items()}
     config = Config(epochs=1)
@@ -99,7 +100,7 @@ def test_every_step_of_a_real_epoch_is_the_autograd_step(real_features, dtype, t
         for where, got, ref, scale in _gradient_pairs(stack, models):
             err = float((got - ref).norm() / scale.clamp_min(1e-12))
             worst = max(worst, err)
-            pass  # TEMP
+            assert err < tolerance, f"step {step} {where}: relative difference {err:.1e}"
         optimizer.step()
     print(f"{dtype}: {step + 1} steps of {len(real_features['mic0'])} real vectors: worst relative difference {worst:.1e}")
     assert worst > 0  # float32 sums in another order: rounding, not bit-equality

@@ -21,10 +21,11 @@ from .machines import MACHINE_IDS
 
 __all__ = ["DATA_VERSION", "LABELS", "recording_seed", "clip_seed", "simulate_dataset"]
 
-#: Version of the simulated clips: part of every clip's seed key, and what a cache of simulated data
-#: sets should key on. Bump it whenever a clip's samples change (beyond float rounding).
-#: 2: SNR folders of one recording share the machine sound and anomaly (issue 15); single-precision
-#: propagation (issue 13).
+#: Version of the simulated clips, and what a cache of simulated data sets should key on. Bump it
+#: whenever a clip's samples change beyond float rounding. It is part of every seed key, so a bump
+#: also re-draws every clip. History: 1: first version. 2: the SNR folders of one recording share
+#: its machine sound and anomaly (issue 15); single-precision propagation (issue 13, the same
+#: signal to ~3e-7 of its RMS); WAV samples ``round(x * 32768)`` instead of libsndfile's conversion.
 DATA_VERSION = "asdlib.simulate/2"
 LABELS = ("normal", "abnormal")
 

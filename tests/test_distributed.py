@@ -1,0 +1,236 @@
+"""The grid on Dask (issue 17): real scheduler and worker processes on 127.0.0.1 only.
+
+Every process a test starts is stopped by the test (fixtures terminate them, then kill). A real
+``sbatch`` is not available here: the SLURM path is checked through the job script that
+dask-jobqueue generates, with its scheduler bound to loopback and no job submitted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("dask_jobqueue")
+
+from asdlib.cache import FeatureCache  # noqa: E402
+from asdlib.experiments import profile  # noqa: E402
+from asdlib.runner import run_experiment  # noqa: E402
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+KEY = ["machine", "seed", "model", "mic_pair", "alpha", "metric", "score"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def spec():
+    return profile("smoke")  # 2 machine types x 3 models x 1 seed: 2 fused grids, 6 cells
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """A data folder shared by every run here, and the metrics of a plain local run."""
+    base = tmp_path_factory.mktemp("dask")
+    local = run_experiment(spec(), base / "local", data_dir=base / "data", cache=FeatureCache(base / "cache-local"), progress=False)
+    assert local.is_complete()
+    return {"base": base, "data": base / "data", "metrics": sorted_metrics(local)}
+
+
+def sorted_metrics(store) -> pd.DataFrame:
+    return store.metrics().sort_values(KEY, ignore_index=True)
+
+
+def assert_whole(store) -> None:
+    """Every cell done (checksums), no temporary left anywhere in the run folder."""
+    assert store.is_complete()
+    assert not [p for p in store.path.rglob(".tmp-*")]
+    assert len(store.cells()) == spec().n_cells()
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(15)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """``dask scheduler`` on 127.0.0.1 and two ``dask worker`` processes (no nanny: a PID is a worker)."""
+    from distributed import Client
+
+    sched_file = tmp_path / "scheduler.json"
+    logs = open(tmp_path / "dask.log", "w")
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], env=ENV, stdout=logs, stderr=logs, cwd=tmp_path)]
+    try:
+        deadline = time.monotonic() + 120
+        while not sched_file.is_file():
+            assert time.monotonic() < deadline and procs[0].poll() is None, "the scheduler did not start"
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = [subprocess.Popen([str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                                     "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}")], env=ENV, stdout=logs, stderr=logs, cwd=tmp_path)
+                   for i in range(2)]
+        procs += workers
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=180)
+        yield {"address": address, "workers": workers}
+    finally:
+        _stop(procs[::-1])
+        logs.close()
+
+
+def test_scheduler_run_equals_local_run(shared, dask_cluster, tmp_path):
+    from distributed import Client
+
+    from asdlib.distributed import DaskEngine
+
+    with DaskEngine(Client(dask_cluster["address"])) as engine:
+        store = run_experiment(spec(), tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
+                               progress=False, engine=engine)
+    assert_whole(store)
+    pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])  # exactly: same arithmetic
+    journal = store.journal()
+    grids = journal.query("event == 'grid_started'")
+    assert sorted(grids["grid"]) == ["fan/seed0", "valve/seed0"] and set(grids["threads"]) == {1}
+    assert set(grids["pid"]) <= {p.pid for p in dask_cluster["workers"]}  # trained on the workers, not here
+    assert any((tmp_path / "cache").rglob("*.npy")), "the feature tasks fill the shared cache"
+
+
+def test_killed_worker_reruns_its_grid(shared, dask_cluster, tmp_path):
+    """SIGKILL the worker that wrote the first cell, as soon as that cell is in the journal."""
+    from distributed import Client
+
+    from asdlib.distributed import DaskEngine
+
+    s = spec()
+    run_dir = tmp_path / "res" / s.run_id()
+    workers = {p.pid: p for p in dask_cluster["workers"]}
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer():
+        journal = run_dir / "journal.jsonl"
+        while not stop.is_set():
+            if journal.is_file():
+                for line in journal.read_text().splitlines():
+                    event = json.loads(line) if line.endswith("}") else {}
+                    if event.get("event") == "cell_finished" and event.get("pid") in workers:
+                        os.kill(event["pid"], signal.SIGKILL)
+                        killed.append(event["pid"])
+                        return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=killer, daemon=True)
+    watcher.start()
+    try:
+        with DaskEngine(Client(dask_cluster["address"])) as engine:
+            store = run_experiment(s, tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
+                                   progress=False, engine=engine)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert len(killed) == 1 and workers[killed[0]].wait(30) == -signal.SIGKILL
+    # whichever grid the killed worker was on, the run completed with the same metrics, no partial cell
+    assert_whole(store)
+    pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])
+    finished = store.journal().query("event == 'cell_finished'")["cell"]
+    assert sorted(set(finished)) == sorted(f"{c}" for c in _cells(s)) and finished.value_counts().max() == 1
+
+
+def _cells(s):
+    from asdlib.runner import list_cells
+
+    return list_cells(s)
+
+
+def test_two_concurrent_runs_share_the_work(shared, tmp_path):
+    """Two `asdlib run` processes (no Dask) on one results folder: every cell trained once."""
+    env = {**ENV, "ASDLIB_DATA": str(shared["data"]), "ASDLIB_CACHE": str(tmp_path / "cache")}
+    cmd = [str(BIN / "asdlib"), "run", "--profile", "smoke", "--results", str(tmp_path / "res")]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        _stop(procs)
+    assert [p.returncode for p in procs] == [0, 0], outs
+    from asdlib.results import ResultsStore
+
+    store = ResultsStore(tmp_path / "res" / spec().run_id())
+    assert_whole(store)
+    journal = store.journal()
+    started = journal.query("event == 'cell_started'")["cell"]
+    assert len(started) == spec().n_cells() and started.value_counts().max() == 1  # never trained twice
+    pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])
+
+
+def test_cluster_local_2_end_to_end(shared, tmp_path, monkeypatch, capsys):
+    from asdlib.cli import main
+    from asdlib.results import ResultsStore
+
+    monkeypatch.setenv("ASDLIB_DATA", str(shared["data"]))
+    monkeypatch.setenv("ASDLIB_CACHE", str(tmp_path / "cache"))
+    assert main(["run", "--profile", "smoke", "--results", str(tmp_path / "res"), "--cluster", "local:2"]) == 0
+    err = capsys.readouterr().err
+    assert "dask: local:2 (tcp://127.0.0.1:" in err
+    store = ResultsStore(tmp_path / "res" / spec().run_id())
+    assert_whole(store)
+    pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])
+    assert len(set(store.journal().query("event == 'grid_started'")["pid"])) == 2  # two worker processes
+
+
+def test_cluster_options_are_checked(capsys):
+    from asdlib.cli import main
+
+    for argv, message in [
+        (["--cluster", "local:0"], "must be local:N"),
+        (["--cluster", "ssh"], "must be local:N"),
+        (["--scheduler", "127.0.0.1:8786"], "must look like tcp://HOST:PORT"),
+        (["--scheduler", "tcp://127.0.0.1:1", "--cluster", "local:2"], "give one of"),
+        (["--cluster", "slurm", "--cluster-config", "/nonexistent/slurm.yaml"], "does not exist"),
+    ]:
+        assert main(["run", "--profile", "smoke", "--results", "/nonexistent/res", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_slurm_job_script(tmp_path):
+    """No sbatch here: the generated job script is checked, the scheduler listens on 127.0.0.1."""
+    from asdlib.distributed import ClusterError, load_slurm_config, slurm_cluster
+
+    config = tmp_path / "slurm.yaml"
+    config.write_text("queue: gpu\ncores: 8\nmemory: 32GB\nwalltime: '04:00:00'\ngpus: 2\njobs: 3\n"
+                      "job_script_prologue: ['module load cuda']\nscheduler_host: 127.0.0.1\n")
+    values = load_slurm_config(config)
+    cluster = slurm_cluster(values)
+    try:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    lines = script.splitlines()
+    for directive in ["#SBATCH -p gpu", "#SBATCH --cpus-per-task=8", "#SBATCH -t 04:00:00", "#SBATCH --gres=gpu:2"]:
+        assert directive in lines, (directive, script)
+    assert any(line.startswith("#SBATCH --mem=") and line.endswith("G") for line in lines)
+    worker = next(line for line in lines if "distributed.cli.dask_worker" in line)
+    assert cluster.scheduler_address in worker and "--nthreads 1" in worker and "--nworkers 2" in worker  # one per GPU
+    assert lines.index("module load cuda") < lines.index(worker)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("queue: x\ncpus: 4\n")
+    with pytest.raises(ClusterError, match=r"unknown key\(s\) \['cpus'\]"):
+        load_slurm_config(bad)
