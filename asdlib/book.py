@@ -174,8 +174,10 @@ def best_dual_gain(frame: pd.DataFrame, value: str = "ours", by: tuple = ("machi
     Returns the groups with ``baseline``, ``best dual``, ``best config`` (``"0-4, α=2"``),
     ``n_configs`` (how many dual configurations the best was picked from) and ``gain``.
     """
+    from .tables import is_channel_baseline
+
     by = list(by)
-    base = frame[frame["model"] == "baseline"].set_index(by)[value]
+    base = frame[is_channel_baseline(frame)].set_index(by)[value]
     duals = frame[frame["model"] == "dual"]
     idx = duals.groupby(by)[value].idxmax().dropna().astype(int)
     best = duals.loc[idx.to_numpy()].set_index(by)
@@ -207,7 +209,8 @@ def auc_by_anomaly_kind(store, kinds: tuple = ("spectral", "spatial")) -> pd.Dat
                 for anomaly in kinds:
                     sel = ((t["y"] == 0) | (t["anomaly_kind"] == anomaly)).to_numpy()
                     for score in spec.scores:
-                        rows.append({"model": ms.name, "kind": ms.kind, "mic_pair": ms.mic_pair, "alpha": ms.alpha,
+                        kind = "baseline (mean of channels)" if ms.mic_pair == "mean" else ms.kind
+                        rows.append({"model": ms.name, "kind": kind, "mic_pair": ms.mic_pair, "alpha": ms.alpha,
                                      "machine": machine, "seed": seed, "anomaly": anomaly, "score": score,
                                      "AUC": 100 * roc_auc(t.loc[sel, "y"], t.loc[sel, score])})
     return pd.DataFrame(rows)
@@ -265,7 +268,7 @@ def pairs_spec(profile: str | None = None, data_root: str | None = None, machine
     """The four-pair grid of the dipole page: the baseline and the dual AE on every opposite pair, one α."""
     seeds = parse_list(seeds, "seeds") or make_spec(profile, data_root).seeds[:1]
     return make_spec(profile, data_root, machines=parse_list(list(machines), "machines"), mic_pairs=OPPOSITE_PAIRS,
-                     alphas=[float(alpha)], seeds=seeds, **parameters)
+                     alphas=[float(alpha)], seeds=seeds, baseline_mean=False, **parameters)
 
 
 def channels_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 1.0,
@@ -284,9 +287,42 @@ def channels_spec(profile: str | None = None, data_root: str | None = None, mach
                      seeds=parse_list(seeds, "seeds"), **parameters)
 
 
+LEAK_SNRS = [-6.0, 0.0, 6.0]
+
+
+def leak_specs(profile: str | None = None, data_root: str | None = None, machines=("fan",)) -> dict[str, ExperimentSpec]:
+    """The split-leak comparison of the Choices page: the same baseline grid split by recording and by clip.
+
+    The data has every recording at MIMII's three SNR levels (on the simulator, twinned as in MIMII:
+    the same machine sound and anomaly, different noise); ``"recording"`` keeps each recording on one
+    side of the split, ``"clip"`` draws clips independently, so a test clip's twin can be trained on.
+    """
+    base = dict(machines=parse_list(list(machines), "machines"), models=[{"ref": 0}])
+    if build_data_root(data_root) is None:
+        base["simulator"] = {"snrs_db": LEAK_SNRS}
+    return {groups: make_spec(profile, data_root, split_groups=groups, **base) for groups in ("recording", "clip")}
+
+
 def build_specs(profile: str | None = None, data_root: str | None = None) -> list[ExperimentSpec]:
     """Every grid the book's pages read with their default parameters: Table 1's first."""
-    return [make_spec(profile, data_root), pairs_spec(profile, data_root), channels_spec(profile, data_root)]
+    return [make_spec(profile, data_root), pairs_spec(profile, data_root), channels_spec(profile, data_root),
+            *leak_specs(profile, data_root).values()]
+
+
+def twins_across_split(store) -> pd.DataFrame:
+    """Per machine type: test clips whose recording (same machine, ID, label and file name, any SNR
+    folder) is also in the training set."""
+    rows = []
+    for machine in store.spec.machines:
+        split = pd.read_csv(store.path / "splits" / f"{machine}.csv")
+        part_col = "part" if "part" in split.columns else "split"
+        rel = split["relpath"].astype(str)
+        recording = rel.str.split("/").str[-4:].str.join("/")  # machine/id_XX/label/name.wav
+        split = split.assign(recording=recording)
+        train = set(split.loc[split[part_col] == "train", "recording"])
+        test = split[split[part_col] == "test"]
+        rows.append({"machine": machine, "test clips": len(test), "test clips with a twin in training": int(test["recording"].isin(train).sum())})
+    return pd.DataFrame(rows)
 
 
 def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AUC") -> tuple[pd.DataFrame, str]:
@@ -296,10 +332,12 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
     many pairs have an α above the baseline, and whether that α's interval lies wholly above the
     baseline's) and a sentence read off it.
     """
+    from .tables import is_channel_baseline
+
     s = summary[(summary["score"] == score) & (summary["metric"] == metric) & (summary["machine"] != "average")]
     rows = []
     for machine, sm in s.groupby("machine", sort=False):
-        base = sm[sm["model"] == "baseline"]
+        base = sm[is_channel_baseline(sm)]
         if base.empty:
             continue
         b = base.iloc[0]
@@ -526,3 +564,58 @@ def training_projection(spec: ExperimentSpec, results_dir: str | Path | None = N
     return pd.DataFrame({"training seconds measured": [round(seconds)], "run": [spec.run_id()],
                          "projected hours, paper profile": [round(hours, 1)],
                          "per seed": [round(hours / len(paper.seeds), 1)], "device": [prov["device"]]})
+
+
+def leak_comparison(stores: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The Choices page's split comparison: twins across each split, the metrics both ways, a sentence.
+
+    ``stores`` maps ``"recording"`` and ``"clip"`` to finished stores of :func:`leak_specs`.
+    """
+    from .tables import interval_summary
+
+    twins = pd.concat({g: twins_across_split(s) for g, s in stores.items()}, names=["split by"]).droplevel(1).reset_index()
+    frames = {}
+    for groups, store in stores.items():
+        summary = interval_summary(store)
+        summary = summary[summary["machine"] != "average"].set_index(["machine", "metric", "score"])
+        frames[groups] = summary.apply(lambda r: f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else ""), axis=1)
+        frames[f"{groups} mean"] = summary["mean"]
+    table = pd.DataFrame({"by recording": frames["recording"], "by clip": frames["clip"],
+                          "clip − recording (points)": (frames["clip mean"] - frames["recording mean"]).round(1)})
+    n_twins = twins.loc[twins["split by"] == "clip", "test clips with a twin in training"].sum()
+    n_test = twins.loc[twins["split by"] == "clip", "test clips"].sum()
+    n_twins_rec = twins.loc[twins["split by"] == "recording", "test clips with a twin in training"].sum()
+    auc = table.xs("AUC", level="metric")["clip − recording (points)"]
+    sentence = (f"Split by clip, {n_twins} of {n_test} test clips had their recording in the training set (by recording: {n_twins_rec}). "
+                f"The baseline's AUC changed by " + ", ".join(f"{signed(v)} points ({m}, {sc.upper()})" for (m, sc), v in auc.items())
+                + " when split by clip instead of by recording.")
+    return twins, table, sentence
+
+
+def baseline_input_comparison(store, n_boot: int = 1000) -> tuple[pd.DataFrame | None, str]:
+    """The baseline on channel 0 beside the baseline on the mean of the channels (when the grid has
+    both, else None), and a paragraph read off it saying which input the paper most plausibly used."""
+    from .tables import MEAN_INPUT, interval_summary, is_channel_baseline
+
+    reason = ("The paper most plausibly used a single microphone, channel 0: its Figure 1 shows \"the input channel on the "
+              "baseline and the reference channel on our proposal\" as one spectrogram, and it compares with \"the traditional "
+              "single-channel audio processing model\"; the DCASE 2023 code, given an 8-channel MIMII file, would instead "
+              "average the channels (`librosa.load(mono=True)`). Table 1 therefore uses channel 0 as *the* baseline.")
+    summary = interval_summary(store, n_boot=n_boot)
+    base = summary[summary["model"] == "baseline"]
+    channel = base[is_channel_baseline(base)].set_index(["machine", "metric", "score"])
+    mean = base[base["mic_pair"].astype(str) == MEAN_INPUT].set_index(["machine", "metric", "score"])
+    if mean.empty:
+        return None, ("This build's grid has no channel-mean baseline (set `baseline_mean: true` in the spec to add it). " + reason)
+    def cell(r):
+        return f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")
+    table = pd.DataFrame({"channel 0": channel.apply(cell, axis=1), "mean of 8 channels": mean.apply(cell, axis=1),
+                          "mean − channel 0 (points)": (mean["mean"] - channel["mean"]).round(1)}).dropna()
+    auc = table.xs("AUC", level="metric")["mean − channel 0 (points)"]
+    machines = auc.drop("average", level="machine", errors="ignore")
+    higher = int((machines > 0).sum())
+    avg = auc.xs("average", level="machine") if "average" in auc.index.get_level_values("machine") else pd.Series(dtype=float)
+    text = (f"The channel-mean baseline has the higher AUC in {share(higher, len(machines))} (machine type, score) cells"
+             + (", and its Average AUC differs by " + ", ".join(f"{signed(v)} points ({sc.upper()})" for sc, v in avg.items()) if len(avg) else "")
+             + ". " + reason)
+    return table, text

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import harmonic_mean
+from .tables import is_channel_baseline
 
 HOLDS = "holds"
 HOLDS_UNDER_A_READING = "holds under one reading"
@@ -68,7 +69,7 @@ def gain_readings(table: pd.DataFrame, score: str, metric: str) -> pd.Series:
 def outperform(table: pd.DataFrame) -> pd.DataFrame:
     """Per (machine, metric, score): the baseline, the best dual cell, and the share of dual cells above the baseline."""
     t = _machines(table)
-    base = t[t["model"] == "baseline"].set_index(["machine", "metric", "score"])["value_percent"]
+    base = t[is_channel_baseline(t)].set_index(["machine", "metric", "score"])["value_percent"]
     duals = t[t["model"] == "dual"].groupby(["machine", "metric", "score"])["value_percent"]
     frame = pd.DataFrame({"baseline": base, "best dual": duals.max()})
     frame["share of dual cells above baseline"] = [
@@ -81,7 +82,7 @@ def outperform(table: pd.DataFrame) -> pd.DataFrame:
 def each_pair_beats_baseline(table: pd.DataFrame) -> pd.DataFrame:
     """Per (machine, metric, score) and pair: does some α beat the baseline?"""
     t = _machines(table)
-    base = t[t["model"] == "baseline"].set_index(["machine", "metric", "score"])["value_percent"]
+    base = t[is_channel_baseline(t)].set_index(["machine", "metric", "score"])["value_percent"]
     best = t[t["model"] == "dual"].groupby(["machine", "metric", "score", "mic_pair"])["value_percent"].max().unstack("mic_pair")
     return best.gt(base, axis=0)
 

@@ -185,10 +185,24 @@ def _worker_device(device: str) -> str:
     return f"cuda:{int(digits[-1]) % torch.cuda.device_count() if digits else 0}"
 
 
+def _task_slots_in_this_process() -> int:
+    """Tasks the Dask workers of this process may run at once (threads summed over its workers)."""
+    try:
+        from distributed import Worker
+
+        return sum(int(w.state.nthreads) for w in list(Worker._instances) if w.status.name not in ("closed", "closing"))
+    except Exception:  # noqa: BLE001 - an unknown Dask layout: do not block the run
+        return 1
+
+
 def _grid_task(job, *feature_chunks) -> list[str]:
     """Run one grid on a worker (its machine type's feature chunks are done: ``feature_chunks``)."""
     from .runner import run_grid
 
+    if _task_slots_in_this_process() > 1:
+        # two grids in one process would share torch's global random generator and thread setting
+        raise ClusterError("this Dask worker process runs several tasks at once; asdlib's grids need single-threaded "
+                           "worker processes: `dask worker --nthreads 1` (--nworkers N for more)")
     for what, path in (("results folder", job.store_path), ("data root", job.data_root)):
         if not Path(path).is_dir():
             raise ClusterError(f"worker on {socket.gethostname()} cannot see the {what} {path}; it must be on a file system all workers share")

@@ -68,7 +68,7 @@ from .config import Config
 from .modelspec import ModelSpec, grid_inputs
 from .train import History, TrainingDivergedError, _check_finite, batch_plan, init_model
 
-__all__ = ["train_fused", "StackedAutoencoders", "TrainingDivergedError"]
+__all__ = ["train_fused", "fit_models", "StackedAutoencoders", "TrainingDivergedError", "check_tensors", "resolve_compile"]
 
 
 # ----------------------------------------------------------------------------------------------

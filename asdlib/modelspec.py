@@ -100,7 +100,12 @@ class ModelSpec:
 
     @property
     def mic_pair(self) -> str:
-        """``"0-4"`` for a dual AE (as in the paper's table), ``""`` for the baseline."""
+        """``"0-4"`` for a dual AE (as in the paper's table), ``""`` for the baseline, ``"mean"`` for the channel-mean baseline.
+
+        (Metrics rows are keyed on kind, mic_pair and alpha, so the two baselines stay apart.)
+        """
+        if self.source == "mean":
+            return "mean"
         return "" if not self.others else "-".join(str(m) for m in (self.ref, *self.others))
 
     @property

@@ -317,7 +317,12 @@ def plot_figure5(summary: pd.DataFrame, reported: pd.DataFrame | None = None, sc
                 rep = reported[(reported.machine == machine) & (reported.score == score) & (reported.metric == metric) & (reported.mic_pair == pair)]
                 rep = rep.sort_values("alpha")
                 ax.plot(rep["alpha"], rep["value_percent"], "s:", mfc="none", color=colors[pair], alpha=0.8, label=f"mics {pair} (reported)")
-        base = sm[sm["model"] == "baseline"]
+        from .tables import MEAN_INPUT, is_channel_baseline
+
+        base = sm[is_channel_baseline(sm)]
+        mean_base = sm[(sm["model"] == "baseline") & (sm["mic_pair"].astype(str) == MEAN_INPUT)]
+        if len(mean_base):
+            ax.axhline(mean_base["mean"].iloc[0], color="dimgray", lw=1.2, ls="-.", label="baseline, mean of channels")
         if len(base):
             b = base.iloc[0]
             ax.axhline(b["mean"], color="black", lw=1.5, label="baseline")

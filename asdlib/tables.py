@@ -13,6 +13,12 @@ import pandas as pd
 from .metrics import harmonic_mean
 
 KEY = ["machine", "metric", "score", "model", "mic_pair", "alpha"]
+MEAN_INPUT = "mean"  # the mic_pair of the baseline trained on the mean of the channels
+
+
+def is_channel_baseline(frame: pd.DataFrame) -> pd.Series:
+    """Rows of the baseline on one microphone (the paper's Table 1 baseline), not the channel-mean baseline."""
+    return (frame["model"] == "baseline") & (frame["mic_pair"].fillna("").astype(str) != MEAN_INPUT)
 METRIC_NAMES = {"AUC": "AUC", "pAUC": "pAUC (McClish, p=0.1)", "pAUC_eq11": "pAUC (paper eq. 11)"}
 
 # ----------------------------------------------------------------------------------------------
@@ -167,7 +173,8 @@ def table1_layout(frame: pd.DataFrame, value: str = "ours", decimals: int = 2) -
     """Pivot a long table into the paper's layout: rows (machine, metric), columns (score, mics, α)."""
     order_machine = ["fan", "slider", "pump", "valve", "average"]
     f = frame.copy()
-    f["mics"] = np.where(f["model"] == "baseline", "Baseline", "MICS " + f["mic_pair"].astype(str))
+    f["mics"] = np.where(f["model"] != "baseline", "MICS " + f["mic_pair"].astype(str),
+                         np.where(f["mic_pair"].astype(str) == MEAN_INPUT, "Baseline (mean of channels)", "Baseline"))
     f["α"] = f["alpha"].map(lambda a: "" if pd.isna(a) else f"{a:g}")
     f["score"] = f["score"].str.upper().replace({"MAHALANOBIS": "MAHALANOBIS", "MSE": "MSE"})
     table = f.pivot_table(index=["machine", "metric"], columns=["score", "mics", "α"], values=value, aggfunc="first")

@@ -234,3 +234,82 @@ def test_slurm_job_script(tmp_path):
     bad.write_text("queue: x\ncpus: 4\n")
     with pytest.raises(ClusterError, match=r"unknown key\(s\) \['cpus'\]"):
         load_slurm_config(bad)
+
+
+@pytest.fixture
+def threaded_engine():
+    """A Dask worker in this process (in-process transport, no network), so that patches reach it.
+
+    One worker of one thread: grids must not run concurrently in one process (they would share
+    torch's global random generator; the grid task refuses to).
+    """
+    from distributed import Client, LocalCluster
+
+    from asdlib.distributed import DaskEngine
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    with DaskEngine(Client(cluster), cluster) as engine:
+        yield engine
+
+
+def test_a_failing_grid_is_named_and_the_others_finish(shared, threaded_engine, tmp_path, monkeypatch):
+    from asdlib import runner
+    from asdlib.distributed import GridFailure
+
+    real_train = runner._train
+
+    def failing(specs, seed, features, config, fused, progress, desc):
+        if desc.startswith("valve"):
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_train(specs, seed, features, config, fused, progress, desc)
+
+    monkeypatch.setattr(runner, "_train", failing)
+    with pytest.raises(GridFailure) as err:
+        run_experiment(spec(), tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
+                       progress=False, engine=threaded_engine)
+    assert list(err.value.failures) == ["valve/seed0"]
+    cells, message = err.value.failures["valve/seed0"]
+    assert cells == [c for c in _cells(spec()) if c.startswith("valve/")] and "CUDA out of memory (simulated)" in message
+    from asdlib.results import ResultsStore
+
+    store = ResultsStore(tmp_path / "res" / spec().run_id())
+    assert {c["machine"] for c in store.cells()} == {"fan"} and len(store.cells()) == 3  # the other grid finished
+    prov = store.read_json("provenance.json")
+    assert prov["status"] == "failed" and "valve/seed0" in prov["error"]
+
+
+def test_interrupted_client_cancels_and_the_next_run_resumes(shared, threaded_engine, tmp_path, monkeypatch):
+    import distributed
+
+    real = distributed.as_completed
+
+    def interrupted(futures, *args, **kwargs):
+        for i, future in enumerate(real(futures, *args, **kwargs)):
+            yield future
+            raise KeyboardInterrupt  # Ctrl-C after the first grid came back
+
+    monkeypatch.setattr(distributed, "as_completed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec(), tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
+                       progress=False, engine=threaded_engine)
+    from asdlib.results import ResultsStore
+
+    store = ResultsStore(tmp_path / "res" / spec().run_id())
+    assert store.read_json("provenance.json")["status"] in ("interrupted", "complete")
+    monkeypatch.setattr(distributed, "as_completed", real)
+    store = run_experiment(spec(), tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
+                           progress=False, engine=threaded_engine)
+    assert_whole(store)
+    pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])
+    assert store.journal().query("event == 'cell_finished'")["cell"].value_counts().max() == 1
+
+
+def test_a_worker_running_two_tasks_at_once_is_refused(shared, tmp_path):
+    from distributed import Client, LocalCluster
+
+    from asdlib.distributed import DaskEngine, GridFailure
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
+    with DaskEngine(Client(cluster), cluster) as engine, pytest.raises(GridFailure, match="--nthreads 1"):
+        run_experiment(spec(), tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
+                       progress=False, engine=engine)

@@ -9,7 +9,8 @@ from asdlib.modelspec import ModelSpec, grid_inputs
 
 def test_mean_baseline_has_its_own_name_inputs_and_dict():
     mean = ModelSpec.baseline("mean")
-    assert mean.name == "baseline-mean" and mean.kind == "baseline" and mean.mic_pair == ""
+    assert mean.name == "baseline-mean" and mean.kind == "baseline" and mean.mic_pair == "mean"
+    assert ModelSpec.baseline(0).mic_pair == ""  # metrics rows of the two baselines stay apart
     assert mean.inputs == [InputSpec.channel_mean()] and mean.weights == [1.0]
     assert mean.to_dict() == {"ref": 0, "others": [], "alphas": [], "source": "mean"}
     assert ModelSpec.from_dict(mean.to_dict()) == mean == ModelSpec.from_dict({"source": "mean"})

@@ -56,7 +56,8 @@ def _text(nb: dict) -> str:
     for cell in nb["cells"]:
         for output in cell.get("outputs", []):
             chunks.append("".join(output.get("text", "")))
-            for key in ("text/plain", "text/html", "text/markdown"):
+            for key in ("text/plain", "text/html", "text/markdown", "application/papermill.record/text/plain",
+                        "application/papermill.record/text/markdown"):
                 chunks.append("".join(output.get("data", {}).get(key, "")))
     return "\n".join(chunks)
 
