@@ -144,6 +144,8 @@ def _bn_relu_backward_math(grad_act, act, a, mean, invstd, gamma):
 
 
 _COMPILED: dict[str, object] = {}
+#: ``compile=None`` compiles for runs of at least this many steps x networks (on 2+ threads)
+COMPILE_MIN_WORK = 50_000
 
 
 def _compiled(name: str):
@@ -157,12 +159,15 @@ def _compiled(name: str):
 
 def resolve_compile(compile: bool | None, work: int) -> bool:
     """Whether to compile the element-wise kernels: ``compile`` if given, else the environment
-    variable ``ASDLIB_COMPILE`` (``1``/``0``), else no.
+    variable ``ASDLIB_COMPILE`` (``1``/``0``), else whether torch runs on 2 or more threads and
+    ``work`` (training steps x networks) reaches :data:`COMPILE_MIN_WORK`.
 
-    Off by default: on one CPU thread the hand-written in-place passes are as fast (measured
-    105 ms vs 112 ms per 17-network step, CPU time), and compiling costs 10-20 s per process
-    (2-5 s with torch's warm on-disk cache). ``benchmarks/bench_training.py`` prints the ratio on
-    the machine at hand; ``work`` (steps x networks) is kept for a size rule if that changes.
+    Measured on 2 busy cores, paired: the compiled kernels make a 17-network step 1.13-1.17x
+    faster on 2 threads, and 0.93-0.96x (slower) on one thread, where the hand-written in-place
+    passes cost little beside the matrix products. Compiling costs 5-20 s once per process (2-5 s
+    with torch's warm on-disk cache), paid back in runs from about :data:`COMPILE_MIN_WORK`
+    (the paper's grid, 50 epochs: about 900,000). ``benchmarks/bench_training.py`` prints the
+    ratio on the machine at hand.
     """
     if compile is not None:
         return bool(compile)
@@ -171,7 +176,7 @@ def resolve_compile(compile: bool | None, work: int) -> bool:
         return False
     if env in ("1", "true", "yes", "on"):
         return True
-    return False
+    return torch.get_num_threads() >= 2 and work >= COMPILE_MIN_WORK
 
 
 class _Workspace:
@@ -680,7 +685,8 @@ def train_fused(
     compile : bool or None
         Fuse the BatchNorm/ReLU element-wise passes with ``torch.compile``
         (:class:`StackedAutoencoders`). None (default): the environment variable
-        ``ASDLIB_COMPILE`` (``1``/``0``) if set, else no (:func:`resolve_compile` says why).
+        ``ASDLIB_COMPILE`` (``1``/``0``) if set, else on 2+ threads for runs of at least
+        :data:`COMPILE_MIN_WORK` steps x networks (:func:`resolve_compile` says why).
         Compiling costs 2-20 s once per process and shape; if it fails, a warning says why and
         the hand-written kernels are used.
 

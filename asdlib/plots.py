@@ -472,3 +472,40 @@ def plot_kind_gains(auc: pd.DataFrame, scores=("mse", "mahalanobis")):
                 ax.get_legend().remove()
     fig.tight_layout()
     return fig
+
+
+def plot_seed_spread(ranges):
+    """Histogram of how far each cell's value moves between training seeds (points); a note when there is one seed."""
+    import seaborn as sns
+
+    values = pd.Series(ranges, dtype=float).dropna()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    if len(values):
+        sns.histplot(values, bins=20, ax=ax)
+    else:
+        ax.text(0.5, 0.5, "one seed: no spread to show", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("range of a cell's value over seeds (points)")
+    ax.set_ylabel("cells")
+    fig.tight_layout()
+    return fig
+
+
+def plot_best_gains(best: pd.DataFrame):
+    """The best dual configuration's AUC gain over the baseline per (machine, score), with its interval (points)."""
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    labels = [f"{m}\n{s}" for m, s in zip(best["machine"], best["score"])]
+    ax.errorbar(range(len(best)), best["ΔAUC"], yerr=[best["ΔAUC"] - best["Δ low"], best["Δ high"] - best["ΔAUC"]], fmt="o", capsize=4)
+    ax.axhline(0, color="black", lw=1)
+    ax.set_xticks(range(len(best)), labels)
+    ax.set_ylabel("best dual − baseline, AUC (points)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def placeholder(text: str):
+    """A small figure that says why a figure is not drawn (e.g. real data where the page needs the simulator)."""
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11)
+    ax.set_axis_off()
+    return fig

@@ -61,8 +61,9 @@ from .train import init_model, resolve_device, train_model
 #: Torch threads of every grid task, local or distributed (a documented constant, not a setting:
 #: a different thread count may change the order of float sums, hence the metrics' last bits).
 #: One thread per task; a machine's cores are used by running several grids at once
-#: (``asdlib run --cluster local:N``). On 2 loaded cores one thread was also the faster choice
-#: (a fused grid epoch took 4.6x less time with 1 thread than with 2).
+#: (``asdlib run --cluster local:N``). On 2 loaded cores one thread was also the faster choice: a
+#: fused ``book`` grid epoch took 20.6 s with 1 thread and 96.3 s with 2, with identical weights
+#: (``benchmarks/bench_grid_threads.py``).
 TORCH_THREADS = 1
 
 

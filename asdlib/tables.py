@@ -181,7 +181,7 @@ def table1_layout(frame: pd.DataFrame, value: str = "ours", decimals: int = 2) -
     machines = [m for m in order_machine if m in table.index.get_level_values(0)]
     table = table.reindex(machines, level=0)
     # baseline last within each score, as in the paper
-    cols = sorted(table.columns, key=lambda c: (c[0] != "MSE", c[1] == "Baseline", c[1], float(c[2]) if c[2] else 0))
+    cols = sorted(table.columns, key=lambda c: (c[0] != "MSE", c[1].startswith("Baseline"), c[1], float(c[2]) if c[2] else 0))
     return table[cols].round(decimals)
 
 

@@ -30,13 +30,16 @@ The vectors of both sides are compared for equality on every clip (``identical``
 
 ``parallel_capacity`` (setup line) is how many cores two processes really got during the run
 (2 x the time of a fixed task alone / the time of two at once): 2 processes can only beat 1 when
-it is well above 1. Measure with ``OMP_NUM_THREADS=1`` (each process single-threaded, as workers are).
+it is well above 1. ``OMP_NUM_THREADS`` defaults to 1 here (each process single-threaded).
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process (before NumPy loads): the per-process rate both sides get
+
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -113,44 +112,45 @@ def test_scheduler_run_equals_local_run(shared, dask_cluster, tmp_path):
 
 
 def test_killed_worker_reruns_its_grid(shared, dask_cluster, tmp_path):
-    """SIGKILL the worker that wrote the first cell, as soon as that cell is in the journal."""
-    from distributed import Client
+    """SIGKILL the worker that wrote the first cell as soon as that cell is in the journal.
 
-    from asdlib.distributed import DaskEngine
+    The client is ``asdlib run --scheduler`` in a subprocess; this test only polls the journal (no
+    thread). Whatever the killed worker was doing then (usually the rest of its grid; if it had
+    already finished, nothing), the run must complete with the local run's metrics and no partial cell.
+    """
+    from asdlib.results import ResultsStore
 
     s = spec()
     run_dir = tmp_path / "res" / s.run_id()
     workers = {p.pid: p for p in dask_cluster["workers"]}
-    killed: list[int] = []
-    stop = threading.Event()
-
-    def killer():
-        journal = run_dir / "journal.jsonl"
-        while not stop.is_set():
-            if journal.is_file():
-                for line in journal.read_text().splitlines():
-                    event = json.loads(line) if line.endswith("}") else {}
-                    if event.get("event") == "cell_finished" and event.get("pid") in workers:
-                        os.kill(event["pid"], signal.SIGKILL)
-                        killed.append(event["pid"])
-                        return
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=killer, daemon=True)
-    watcher.start()
+    env = {**ENV, "ASDLIB_DATA": str(shared["data"]), "ASDLIB_CACHE": str(tmp_path / "cache")}
+    client = subprocess.Popen([str(BIN / "asdlib"), "run", "--profile", "smoke", "--results", str(tmp_path / "res"),
+                               "--scheduler", dask_cluster["address"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = None
     try:
-        with DaskEngine(Client(dask_cluster["address"])) as engine:
-            store = run_experiment(s, tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
-                                   progress=False, engine=engine)
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline:
+            journal = run_dir / "journal.jsonl"
+            lines = journal.read_text().splitlines() if journal.is_file() else []
+            for line in lines:
+                event = json.loads(line) if line.endswith("}") else {}
+                if event.get("event") == "cell_finished" and event.get("pid") in workers:
+                    killed = event["pid"]
+                    os.kill(killed, signal.SIGKILL)
+                    break
+            time.sleep(0.05)
+        out, _ = client.communicate(timeout=300)
     finally:
-        stop.set()
-        watcher.join(10)
-    assert len(killed) == 1 and workers[killed[0]].wait(30) == -signal.SIGKILL
-    # whichever grid the killed worker was on, the run completed with the same metrics, no partial cell
+        _stop([client])
+    assert killed is not None and workers[killed].wait(30) == -signal.SIGKILL
+    assert client.returncode == 0, out
+    store = ResultsStore(run_dir)
     assert_whole(store)
     pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])
     finished = store.journal().query("event == 'cell_finished'")["cell"]
-    assert sorted(set(finished)) == sorted(f"{c}" for c in _cells(s)) and finished.value_counts().max() == 1
+    # no cell written twice (a cell whose worker died between its cell.json and its journal line is
+    # done but has no line: hence a subset)
+    assert set(finished) <= set(_cells(s)) and finished.value_counts().max() == 1
 
 
 def _cells(s):
@@ -191,7 +191,7 @@ def test_cluster_local_2_end_to_end(shared, tmp_path, monkeypatch, capsys):
     store = ResultsStore(tmp_path / "res" / spec().run_id())
     assert_whole(store)
     pd.testing.assert_frame_equal(sorted_metrics(store), shared["metrics"])
-    assert len(set(store.journal().query("event == 'grid_started'")["pid"])) == 2  # two worker processes
+    assert os.getpid() not in set(store.journal().query("event == 'grid_started'")["pid"])  # trained by the workers
 
 
 def test_cluster_options_are_checked(capsys):

@@ -239,8 +239,18 @@ def test_compile_setting_comes_from_the_argument_then_the_environment(monkeypatc
     from asdlib.fused import resolve_compile
 
     monkeypatch.delenv("ASDLIB_COMPILE", raising=False)
-    assert resolve_compile(None, 10**9) is False
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert resolve_compile(None, 10**6) is True  # a paper-sized run on 2 threads
+        assert resolve_compile(None, 100) is False  # a short run: compiling would not pay
+        torch.set_num_threads(1)
+        assert resolve_compile(None, 10**6) is False  # one thread: the hand-written passes are as fast
+    finally:
+        torch.set_num_threads(threads)
     assert resolve_compile(True, 0) is True
     monkeypatch.setenv("ASDLIB_COMPILE", "1")
     assert resolve_compile(None, 0) is True
     assert resolve_compile(False, 0) is False
+    monkeypatch.setenv("ASDLIB_COMPILE", "0")
+    assert resolve_compile(None, 10**9) is False

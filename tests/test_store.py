@@ -129,3 +129,14 @@ def test_faults_and_changed_data_on_a_real_layout(tmp_path, tiny_mimii, monkeypa
     # the same spec into another folder runs on the new data
     fresh = runner.run_experiment(spec, tmp_path / "res2", cache=cache, progress=False)
     assert fresh.is_complete() and fresh.read_json("data.json")["n_clips"] == data["n_clips"] + 1
+
+
+def test_clips_without_torch_and_runs_without_dask():
+    """Notebooks list clips without importing torch; a local run never imports Dask."""
+    import subprocess
+    import sys
+
+    code = ("import sys, asdlib.datasets; assert 'torch' not in sys.modules, 'datasets imports torch'; "
+            "import asdlib.runner, asdlib.cli; assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'dask imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
