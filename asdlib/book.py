@@ -81,8 +81,30 @@ def parse_list(value: Any, name: str = "parameter") -> list | None:
     raise ValueError(f"{name}={value!r} is not a list; write it as JSON, e.g. '[\"fan\", \"valve\"]'")
 
 
-def make_spec(profile: str | None = None, data_root: str | None = None, **parameters: Any) -> ExperimentSpec:
-    """The spec a page's parameters describe (None values keep the profile's)."""
+def parse_overrides(overrides: Any) -> dict:
+    """A page's ``overrides`` parameter as a dict: a dict, None, or the JSON/YAML text papermill's ``-p`` passes.
+
+    Raises
+    ------
+    ValueError
+        The text is not a mapping of spec fields.
+    """
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = yaml.safe_load(overrides) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"overrides={overrides!r} is not a mapping; write it as JSON, e.g. '{{\"n_train\": 50}}' ({err})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides={overrides!r} is not a mapping of spec fields; e.g. '{{\"n_train\": 50}}'")
+    return dict(overrides)
+
+
+def make_spec(profile: str | None = None, data_root: str | None = None, overrides: Any = None, **parameters: Any) -> ExperimentSpec:
+    """The spec a page's parameters describe: named parameters (None keeps the profile's value) over
+    ``overrides`` (any other spec field; a dict or its JSON text)."""
+    parameters = {**parse_overrides(overrides), **{k: v for k, v in parameters.items() if v is not None}}
     for key in LIST_PARAMETERS:
         if key in parameters:
             parameters[key] = parse_list(parameters[key], key)
@@ -92,7 +114,7 @@ def make_spec(profile: str | None = None, data_root: str | None = None, **parame
 
 
 def load_run(profile: str | None = None, data_root: str | None = None, results_dir: str | Path | None = None,
-             progress: bool = False, **parameters: Any):
+             overrides: Any = None, progress: bool = False, **parameters: Any):
     """The spec of a page's parameters and its finished results store.
 
     Runs (or resumes) the grid when some cell is missing; a build that ran the experiment first finds
@@ -105,7 +127,7 @@ def load_run(profile: str | None = None, data_root: str | None = None, results_d
     """
     from .runner import run_experiment
 
-    spec = make_spec(profile, data_root, **parameters)
+    spec = make_spec(profile, data_root, overrides, **parameters)
     store = run_experiment(spec, results_dir or default_results_dir(), progress=progress)
     return spec, store
 
@@ -260,7 +282,7 @@ def table1_summary(frame: pd.DataFrame, average_gain: pd.DataFrame) -> str:
 
 
 OPPOSITE_PAIRS = [[0, 4], [1, 5], [2, 6], [3, 7]]
-CHANNEL_SETS = {2: [4], 3: [4, 2], 4: [4, 2, 6], 8: [1, 2, 3, 4, 5, 6, 7]}
+CHANNEL_SETS = {2: [4], 4: [4, 2, 6], 8: [1, 2, 3, 4, 5, 6, 7]}
 
 
 def pairs_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 2.0,
@@ -297,7 +319,7 @@ def leak_specs(profile: str | None = None, data_root: str | None = None, machine
     the same machine sound and anomaly, different noise); ``"recording"`` keeps each recording on one
     side of the split, ``"clip"`` draws clips independently, so a test clip's twin can be trained on.
     """
-    base = dict(machines=parse_list(list(machines), "machines"), models=[{"ref": 0}])
+    base = dict(machines=parse_list(list(machines), "machines"), models=[{"ref": 0}], n_test=min(100, make_spec(profile, data_root).n_test))
     if build_data_root(data_root) is None:
         base["simulator"] = {"snrs_db": LEAK_SNRS}
     return {groups: make_spec(profile, data_root, split_groups=groups, **base) for groups in ("recording", "clip")}
@@ -619,3 +641,65 @@ def baseline_input_comparison(store, n_boot: int = 1000) -> tuple[pd.DataFrame |
              + (", and its Average AUC differs by " + ", ".join(f"{signed(v)} points ({sc.upper()})" for sc, v in avg.items()) if len(avg) else "")
              + ". " + reason)
     return table, text
+
+
+def grid_cost_projection(spec: ExperimentSpec, results_dir: str | Path | None = None, workers=(2, 16, 32)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The measured cost of this build's grids, and the paper profile's wall time projected from it.
+
+    A grid's cost is read from the run's journal (``grid_finished`` seconds) and split into training
+    (the cells' ``train_seconds``) and the rest (features, scoring, writing). The paper grid's
+    training is scaled by training vectors x epochs (the same models; the paper's batch of 256 is
+    cheaper per vector than the book's 64, so this errs long), the rest by the number of clips.
+
+    Returns
+    -------
+    measured : pandas.DataFrame
+        One row: grids, mean seconds per grid, of which training, the run and its device.
+    projected : pandas.DataFrame
+        One row per worker count: rounds of grids and the expected wall time in hours.
+    """
+    import json
+    import math
+
+    from .experiments import profile
+    from .features import n_vectors
+
+    path = Path(results_dir or default_results_dir()) / spec.run_id()
+    events = [json.loads(line) for line in (path / "journal.jsonl").read_text().splitlines() if line.strip().startswith("{")]
+    grids = [e for e in events if e.get("event") == "grid_finished" and e.get("cells", 0) > 0]
+    if not grids:
+        raise ValueError(f"{path} has no finished grid in its journal; run the book's grid first (make book)")
+    cells = [json.loads(p.read_text()) for p in path.glob("cells/*/seed*/*/cell.json")]
+    n_grids = len({(c["machine"], c["seed"]) for c in cells})
+    grid_s = float(np.mean([g["seconds"] for g in grids]))
+    train_s = float(sum(c["train_seconds"] for c in cells)) / max(n_grids, 1)
+    rest_s = max(grid_s - train_s, 0.0)
+    paper = profile("paper", data_root="/mimii")
+
+    def vectors(s: ExperimentSpec) -> float:
+        clip_s = s.simulator_settings()["duration_s"] if s.simulated else 10.0
+        return 0.9 * s.n_train * n_vectors(int(clip_s * 16_000), s.model_config()) * s.model_config().epochs
+
+    scale_train = vectors(paper) / vectors(spec) * len(paper.model_specs()) / len(spec.model_specs())
+    scale_rest = (paper.n_train + paper.n_test) / (spec.n_train + spec.n_test)
+    paper_grid_h = (train_s * scale_train + rest_s * scale_rest) / 3600
+    n_paper_grids = len(paper.machines) * len(paper.seeds)
+    measured = pd.DataFrame({"grids measured": [len(grids)], "seconds per grid": [round(grid_s)],
+                             "of which training": [round(train_s)], "run": [spec.run_id()],
+                             "paper grid, projected (core-hours)": [round(paper_grid_h, 1)]})
+    projected = pd.DataFrame([{"workers": w, "rounds of grids": math.ceil(n_paper_grids / w),
+                               "expected wall time (h)": round(math.ceil(n_paper_grids / w) * paper_grid_h, 1)} for w in workers])
+    return measured, projected
+
+
+def dipole_gains_at(freq_hz: float = 200.0, pair=(0, 4)) -> dict[str, str]:
+    """What the dipole page says about one frequency: gains (dB re one microphone) on axis and 10° off
+    broadside, far and 10 cm away, and whether broadside is an exact null. Keys are glue names."""
+    from .spatial import difference_response
+
+    def gain_db(az: float, distance: float | None) -> float:
+        return float(20 * np.log10(difference_response(np.array([freq_hz]), np.array([az]), pair, distance=distance)[0, 0]))
+
+    exact_null = difference_response(np.array([freq_hz]), np.array([90.0]), pair, distance=None)[0, 0] < 1e-9
+    return {"g200_0_far": f"{gain_db(0.0, None):.0f}", "g200_80_far": f"{gain_db(80.0, None):.0f}", "g200_80_near": f"{gain_db(80.0, 0.1):.0f}",
+            "null_text": "exactly zero (a null: both microphones receive the same signal)" if exact_null else "not exactly zero"}

@@ -328,26 +328,7 @@ def loss_sentence(curves: pd.DataFrame, machine: str) -> str:
             f"(training loss: {span('training')}): it {verdict}")
 
 
-def parse_overrides(overrides) -> dict:
-    """A page's ``overrides`` parameter as a dict: a dict, None, or the JSON/YAML text papermill's ``-p`` passes.
-
-    Raises
-    ------
-    ValueError
-        The text is not a mapping of spec fields.
-    """
-    import yaml
-
-    if overrides is None:
-        return {}
-    if isinstance(overrides, str):
-        try:
-            overrides = yaml.safe_load(overrides) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"overrides={overrides!r} is not a mapping; write it as JSON, e.g. '{{\"n_train\": 50}}' ({err})") from None
-    if not isinstance(overrides, dict):
-        raise ValueError(f"overrides={overrides!r} is not a mapping of spec fields; e.g. '{{\"n_train\": 50}}'")
-    return dict(overrides)
+from .book import parse_overrides  # noqa: E402  (one parser of the overrides parameter, re-exported here)
 
 
 def merge_parameters(overrides=None, **named) -> dict:

@@ -16,7 +16,7 @@ import torch
 
 from .config import Config
 from .fileio import atomic_path
-from .models import build_model
+from .models import build_model, upgrade_state_dict
 from .modelspec import ModelSpec
 
 
@@ -127,6 +127,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         config = Config.from_dict(ckpt["config"])
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise CheckpointError(f"{path}: invalid model spec or config ({err})") from None
+    if isinstance(ckpt["state_dict"], dict):
+        ckpt["state_dict"] = upgrade_state_dict(ckpt["state_dict"])  # checkpoints written before one model interface
     _check_shapes(path, ckpt["state_dict"], spec, config)
     model = build_model(len(spec.inputs), config).to(device)
     model.load_state_dict(ckpt["state_dict"])

@@ -165,8 +165,10 @@ class AutoencoderDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"model must be 'baseline', 'dual' or 'multi', got {self.model!r}")
         mics = tuple(self.mics) if self.mics is not None else ((0,) if self.model == "baseline" else (0, 4))
         if self.model == "baseline":
+            if self.mics == "mean":
+                return ModelSpec.baseline("mean")  # the 8-channel mean, as the DCASE 2023 loader gives it
             if len(mics) != 1:
-                raise ValueError(f"the baseline uses one microphone, got mics={mics}")
+                raise ValueError(f"the baseline uses one microphone (or mics='mean'), got mics={mics}")
             return ModelSpec.baseline(mics[0])
         if self.model == "dual" and len(mics) != 2:
             raise ValueError(f"the dual AE uses a pair of microphones, got mics={mics}")

@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
+from threadpoolctl import ThreadpoolController
 import scipy.signal
 
 from .config import Config
@@ -234,7 +235,16 @@ def _mel_power_frames(y: np.ndarray, config: Config) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
     spectrum = np.fft.rfft(_hann(n_fft) * frames, axis=-1).astype(np.complex64)  # (..., T, 1 + n_fft // 2)
     power = np.abs(spectrum) ** config.power
-    return power @ mel_filters(config)
+    # one BLAS thread: a multi-threaded float32 GEMM splits its sums by thread count, and the features
+    # (so every metric) would then depend on OMP_NUM_THREADS and on the machine's core count
+    with _blas().limit(limits=1, user_api="blas"):
+        return power @ mel_filters(config)
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    """The process's BLAS thread pools, inspected once (limiting them is then cheap)."""
+    return ThreadpoolController()
 
 
 def stack_frames(logmel: np.ndarray, n_frames: int = 5, *, out: np.ndarray | None = None) -> np.ndarray:

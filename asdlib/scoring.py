@@ -98,10 +98,15 @@ def residual_stats(
         sl = slice(start, start + batch_size)
         xs = [x[sl] for x in inputs]
         for k, (x, y) in enumerate(zip(xs, model.reconstruct(xs))):
-            r = (x - y).to(torch.float64)  # (b, D)
-            sq_sum[k].index_add_(0, idx[sl], (r**2).mean(dim=1))
+            r = x - y  # (b, D)
+            if with_covariance:  # calibration: everything in float64 (the covariance subtracts large sums)
+                r = r.to(torch.float64)
+                sq = (r**2).mean(dim=1)
+            else:  # scoring: per-vector means in float32 (~1e-7 relative), 3-4x faster; sums over a clip in float64
+                sq = torch.linalg.vector_norm(r, dim=1).square_().div_(d)
+            sq_sum[k].index_add_(0, idx[sl], sq.to(torch.float64))
             rows = r.reshape(len(r), d // n_mels, n_mels)  # (b, n_frames, n_mels)
-            row_sum[k].index_add_(0, idx[sl], rows.mean(dim=1))
+            row_sum[k].index_add_(0, idx[sl], rows.mean(dim=1).to(torch.float64))
             if with_covariance:
                 flat = rows.reshape(-1, n_mels)
                 outer[k] += flat.T @ flat

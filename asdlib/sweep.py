@@ -152,3 +152,25 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float) -> str:
     text += (f" Averaged over directions, the best pair at each direction beats the baseline by {best['gain'].mean():+.1f} AUC points "
              f"(picked per direction on the same clips, hence optimistic); the gain is positive at {int((best['gain'] > 0).sum())} of {n} directions.")
     return text
+
+
+def run_direction_sweep(store, spec, machine: str = "fan", machine_id: int = 0, azimuths_deg: Sequence[float] = tuple(range(0, 360, 30)),
+                        distance_m: float | None = None, n_normal: int = 24, n_per_azimuth: int = 6, snr_db: float = 6.0,
+                        device: str = "auto") -> dict:
+    """The dipole page's sweep in one call: clips (written into the run's folder), AUCs, the best pair
+    per direction and a sentence read off it.
+
+    Returns
+    -------
+    dict
+        ``clips``, ``result`` (:func:`direction_sweep`), ``best`` (:func:`best_pair_by_direction` of the
+        first score), ``reading`` (:func:`sweep_reading`) and ``setup`` (one line describing the clips).
+    """
+    clips = sweep_clips(store.path / "sweep", machine, machine_id, azimuths_deg, distance_m=distance_m, n_normal=n_normal,
+                        n_per_azimuth=n_per_azimuth, snr_db=snr_db, duration_s=spec.simulator_settings()["duration_s"])
+    labels = {ms.name: ("baseline" if ms.kind == "baseline" else ms.mic_pair) for ms in spec.model_specs()}
+    result = direction_sweep(store, clips, machine, spec.seeds[0], labels, device=device)
+    best = best_pair_by_direction(result, spec.scores[0])
+    setup = (f"{machine} unit {machine_id}: {n_normal} normal clips and {n_per_azimuth} anomalous clips per direction at "
+             f"{snr_db:g} dB SNR, scored by the detectors of seed {spec.seeds[0]} of the grid above")
+    return {"clips": clips, "result": result, "best": best, "reading": sweep_reading(best, clips.attrs["machine_azimuth"]), "setup": setup}

@@ -15,6 +15,16 @@ from asdlib.features import InputSpec, clip_vectors, input_waveforms, log_mel, l
 from .conftest import write_wav
 
 
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Features are computed on one BLAS thread (so they do not depend on the core count); compute
+    librosa's reference the same way, so "bit for bit" compares the same arithmetic."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
 def test_logmel_matches_a_direct_librosa_computation(mimii_samples):
     path = scan_mimii(mimii_samples)["path"][5]
     y, sr = librosa.load(path, sr=None, mono=False)  # what the DCASE baseline reads

@@ -78,8 +78,34 @@ def run_book_experiments() -> None:
     origin = "simulated data" if main.simulated else f"real MIMII at {main.data_root}"
     print(f"running the book's experiments ({main.profile} profile, {origin}; {sum(s.n_cells() for s in specs)} cells in "
           f"{len(specs)} grids); Ctrl-C stops them, the next build resumes", flush=True)
-    for spec in specs:
-        run_experiment(spec, default_results_dir(), progress=True)
+    engine = _local_engine()
+    try:
+        for spec in specs:
+            run_experiment(spec, default_results_dir(), progress=True, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _local_engine():
+    """A Dask cluster of one single-threaded worker per core (``$ASDLIB_BUILD_WORKERS``, default all
+    cores, at most 4), so the grids train side by side with the arithmetic of every other run
+    (:data:`asdlib.runner.TORCH_THREADS` per grid); None, to run here one grid after another, when
+    Dask is not installed or one worker is asked for."""
+    import os
+
+    workers = int(os.environ.get("ASDLIB_BUILD_WORKERS", min(os.cpu_count() or 1, 4)))
+    if workers < 2:
+        return None
+    try:
+        from asdlib.distributed import DaskEngine
+
+        engine = DaskEngine.from_options(cluster=f"local:{workers}")
+    except Exception as err:  # noqa: BLE001 - the build still works, one grid at a time
+        print(f"building without Dask workers ({type(err).__name__}: {err}); the grids run one after another", flush=True)
+        return None
+    print(f"training on {workers} Dask worker processes (one thread each)", flush=True)
+    return engine
 
 
 def main() -> int:
