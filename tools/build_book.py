@@ -113,7 +113,7 @@ def main() -> int:
     start = time.perf_counter()
     run_book_experiments()
     exe = Path(sys.executable).parent / "jupyter-book"
-    rc = subprocess.call([str(exe), "build", str(ROOT), *sys.argv[1:]])
+    rc = subprocess.call([str(exe), "build", "--all", str(ROOT), *sys.argv[1:]])  # --all: every page again (the profile may have changed)
     if (ROOT / "_build" / "html").is_dir():
         drop_repeated_inline_scripts(ROOT / "_build" / "html")
     print(f"jupyter-book build finished in {time.perf_counter() - start:.0f} s with exit code {rc}; open {ROOT / '_build/html/index.html'}")
