@@ -37,6 +37,7 @@ results: venv
 benchmark: venv
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_simulate.py
 
 clean:
 	rm -rf _build

@@ -256,9 +256,6 @@ class ExperimentSpec:
         base = values.pop("profile", "custom")
         return profile(base, **values) if base in PROFILES else cls.from_dict({"profile": base, **values})
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
-
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
