@@ -101,10 +101,18 @@ def parse_overrides(overrides: Any) -> dict:
     return dict(overrides)
 
 
+def merge_parameters(overrides: Any = None, **named: Any) -> dict:
+    """A page's named parameters over its ``overrides``: None values dropped (they keep the profile's).
+
+    ``merge_parameters('{"n_train": 3}', machines=["fan"], epochs=None) == {"n_train": 3, "machines": ["fan"]}``.
+    """
+    return {**parse_overrides(overrides), **{k: v for k, v in named.items() if v is not None}}
+
+
 def make_spec(profile: str | None = None, data_root: str | None = None, overrides: Any = None, **parameters: Any) -> ExperimentSpec:
     """The spec a page's parameters describe: named parameters (None keeps the profile's value) over
     ``overrides`` (any other spec field; a dict or its JSON text)."""
-    parameters = {**parse_overrides(overrides), **{k: v for k, v in parameters.items() if v is not None}}
+    parameters = merge_parameters(overrides, **parameters)
     for key in LIST_PARAMETERS:
         if key in parameters:
             parameters[key] = parse_list(parameters[key], key)

@@ -328,12 +328,4 @@ def loss_sentence(curves: pd.DataFrame, machine: str) -> str:
             f"(training loss: {span('training')}): it {verdict}")
 
 
-from .book import parse_overrides  # noqa: E402  (one parser of the overrides parameter, re-exported here)
-
-
-def merge_parameters(overrides=None, **named) -> dict:
-    """A page's named parameters over its ``overrides``: None values dropped (they keep the profile's).
-
-    ``merge_parameters('{"n_train": 3}', machines=["fan"], epochs=None) == {"n_train": 3, "machines": ["fan"]}``.
-    """
-    return {**parse_overrides(overrides), **{k: v for k, v in named.items() if v is not None}}
+from .book import merge_parameters, parse_overrides  # noqa: E402  (one parser of a page's parameters, re-exported here)
