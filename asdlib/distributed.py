@@ -158,14 +158,19 @@ def _see_paths(probes: dict[str, tuple[str, str | None]]) -> dict[str, str]:
     return problems
 
 
-def _features_task(paths: list[str], spec_dict: dict, cache_dir: str) -> int:
-    """Compute (or find) the features of some clips into the shared cache; returns how many clips."""
+def _features_task(paths: list[str], spec_dicts: list[dict], cache_dir: str) -> int:
+    """Compute (or find) the features of some clips into the shared cache, for every spec given
+    (the inputs and feature settings of each); returns how many clips."""
     from .cache import FeatureCache, extract_features
     from .experiments import ExperimentSpec
     from .modelspec import grid_inputs
+    from .runner import tune_malloc
 
-    spec = ExperimentSpec.from_dict(spec_dict)
-    extract_features(paths, grid_inputs(spec.model_specs()), spec.model_config(), cache=FeatureCache(cache_dir), n_jobs=1, progress=False)
+    tune_malloc()
+    for spec_dict in ([spec_dicts] if isinstance(spec_dicts, dict) else spec_dicts):
+        spec = ExperimentSpec.from_dict(spec_dict)
+        extract_features(paths, grid_inputs(spec.model_specs()), spec.model_config(), cache=FeatureCache(cache_dir),
+                         n_jobs=1, progress=False)
     return len(paths)
 
 
@@ -316,8 +321,18 @@ class DaskEngine:
                 raise ClusterError(f"Dask worker {worker} cannot see the {what}: {problem}; data, results and the "
                                    "feature cache must be on a file system every worker shares, at the same paths")
 
-    def run(self, plan, progress: bool = True) -> None:
-        """Submit the plan's feature and grid tasks, show progress, collect failures.
+    def run(self, plans, progress: bool = True) -> None:
+        """Submit the feature and grid tasks of one or several prepared runs, show progress, collect failures.
+
+        Several plans (e.g. every grid a book build needs) are submitted together, so no worker
+        waits for a small run to finish before the next run's grids start; the largest grids are
+        given the highest priority, so the last ones to finish are small.
+
+        Parameters
+        ----------
+        plans : asdlib.runner.RunPlan or list of them
+        progress : bool
+            One progress bar over every cell of ``plans``.
 
         Raises
         ------
@@ -328,51 +343,79 @@ class DaskEngine:
         """
         from distributed import as_completed
 
-        store = plan.store
-        pending_jobs = [job for job in plan.jobs if any(not store.cell_done(*_parse(c)) for c in job.cells)]
-        total = sum(len(job.cells) for job in plan.jobs)
-        done = total - sum(1 for job in pending_jobs for c in job.cells if not store.cell_done(*_parse(c)))
+        plans = [plans] if not isinstance(plans, (list, tuple)) else list(plans)
+        todo = [(plan, job) for plan in plans for job in plan.jobs
+                if any(not plan.store.cell_done(*_parse(c)) for c in job.cells)]
+
+        def cells_left() -> int:
+            return sum(1 for plan in plans for job in plan.jobs for c in job.cells if not plan.store.cell_done(*_parse(c)))
+
+        total = sum(len(job.cells) for plan in plans for job in plan.jobs)
         if self.dashboard:
             tqdm.write(f"asdlib: Dask dashboard at {self.dashboard}")
-        if not pending_jobs:
+        if not todo:
             return
-        self.check_workers(plan)
+        for plan in plans:
+            if any(p is plan for p, _ in todo):
+                self.check_workers(plan)
         n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         futures = []
         grid_of = {}
+        desc = f"grid {plans[0].store.path.name}" if len(plans) == 1 else f"{len(plans)} grids"
         try:
-            feature_futures: dict[str, list] = {}
-            for job in pending_jobs:
-                if job.machine in feature_futures:
-                    continue
+            # one set of feature tasks per clip set: runs on the same clips (e.g. a book's grids) share them
+            clip_sets: dict[tuple, tuple[str, list[str], list[dict]]] = {}
+            set_of: dict[tuple[str, str], tuple] = {}
+            for plan, job in todo:
                 paths = sorted(set(map(str, job.train["path"])) | set(map(str, job.test["path"])))
+                key = (job.cache_dir, tuple(paths))
+                specs = clip_sets.setdefault(key, (job.machine, paths, []))[2]
+                if job.spec not in specs:
+                    specs.append(job.spec)
+                set_of[(str(plan.store.path), job.machine)] = key
+            feature_futures: dict[tuple, list] = {}
+            for key, (machine, paths, specs) in clip_sets.items():
                 size = self.chunk or max(4, min(64, -(-len(paths) // (2 * n_workers))))
-                feature_futures[job.machine] = [
-                    self.client.submit(_features_task, paths[i:i + size], job.spec, job.cache_dir, pure=False,
-                                       key=f"features-{job.machine}-{i // size}-{uuid.uuid4().hex[:8]}")
+                # features first: every grid waits for its clips'
+                feature_futures[key] = [
+                    self.client.submit(_features_task, paths[i:i + size], specs, key[0], pure=False, priority=10**12,
+                                       key=f"features-{machine}-{i // size}-{uuid.uuid4().hex[:8]}")
                     for i in range(0, len(paths), size)
                 ]
-                futures += feature_futures[job.machine]
-            for job in pending_jobs:
-                future = self.client.submit(_grid_task, job, *feature_futures[job.machine], pure=False,
-                                            key=f"grid-{job.machine}-seed{job.seed}-{uuid.uuid4().hex[:8]}")
+                futures += feature_futures[key]
+            for plan, job in todo:
+                future = self.client.submit(_grid_task, job, *feature_futures[set_of[(str(plan.store.path), job.machine)]], pure=False,
+                                            priority=grid_cost(job), key=f"grid-{job.machine}-seed{job.seed}-{uuid.uuid4().hex[:8]}")
                 grid_of[future.key] = job
                 futures.append(future)
             failures: dict[str, tuple[list[str], str]] = {}
-            with tqdm(total=total, initial=done, desc=f"grid {store.path.name} (dask)", unit="cell", disable=not progress) as bar:
+            with tqdm(total=total, initial=total - cells_left(), desc=f"{desc} (dask)", unit="cell", disable=not progress) as bar:
                 for future in as_completed([f for f in futures if f.key in grid_of]):
                     job = grid_of[future.key]
                     if future.status == "error":
                         err = future.exception()
                         failures[job.name] = (job.cells, f"{type(err).__name__}: {err}")
                         tqdm.write(f"asdlib: error: grid {job.name} failed: {type(err).__name__}: {err}")
-                    bar.n = total - sum(1 for j in pending_jobs for c in j.cells if not store.cell_done(*_parse(c)))
+                    bar.n = total - cells_left()
                     bar.refresh()
         except BaseException:
             self.client.cancel(futures, force=True)
             raise
         if failures:
             raise GridFailure(failures)
+
+
+def grid_cost(job) -> int:
+    """A grid's relative cost, for scheduling the largest first: inputs of its models x vectors it passes.
+
+    Each model runs every training clip ``epochs`` times and every clip once more to score it
+    (training clips for calibration, test clips); the cost of a pass grows with the model's inputs.
+    """
+    from .experiments import ExperimentSpec
+
+    spec = ExperimentSpec.from_dict(job.spec)
+    inputs = sum(len(ms.inputs) for ms in spec.model_specs() if ms.name in set(job.models))
+    return int(inputs * (len(job.train) * (spec.model_config().epochs + 1) + len(job.test)))
 
 
 def _parse(cell: str):

@@ -111,6 +111,39 @@ def test_scheduler_run_equals_local_run(shared, dask_cluster, tmp_path):
     assert any((tmp_path / "cache").rglob("*.npy")), "the feature tasks fill the shared cache"
 
 
+def test_several_runs_in_one_submission_equal_their_local_runs(shared, dask_cluster, tmp_path):
+    """``run_experiments`` sends the grids of several specs at once (a book build): each run folder
+    gets exactly the metrics of its own local run, and both runs finish."""
+    from distributed import Client
+
+    from asdlib.distributed import DaskEngine
+    from asdlib.runner import run_experiments
+
+    fan_only = spec().replace(machines=["fan"])
+    with DaskEngine(Client(dask_cluster["address"])) as engine:
+        both, fan = run_experiments([spec(), fan_only], tmp_path / "res", data_dir=shared["data"],
+                                    cache=FeatureCache(tmp_path / "cache"), progress=False, engine=engine)
+    assert both.path != fan.path
+    assert_whole(both)
+    assert fan.is_complete() and json.loads((fan.path / "provenance.json").read_text())["status"] == "complete"
+    pd.testing.assert_frame_equal(sorted_metrics(both), shared["metrics"])
+    expected = shared["metrics"].query("machine == 'fan'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sorted_metrics(fan), expected)
+
+
+def test_grid_cost_orders_the_largest_first():
+    from asdlib.distributed import grid_cost
+    from asdlib.runner import GridJob
+
+    base = spec()
+    train, test = pd.DataFrame({"path": ["a"] * 4}), pd.DataFrame({"path": ["b"] * 6})
+    job = GridJob("x", base.to_dict(), "fan", 0, [ms.name for ms in base.model_specs()], train, test, "d", "c")
+    one = GridJob("x", base.to_dict(), "fan", 0, [base.model_specs()[0].name], train, test, "d", "c")
+    inputs = sum(len(ms.inputs) for ms in base.model_specs())
+    assert grid_cost(job) == inputs * (4 * (base.model_config().epochs + 1) + 6)
+    assert grid_cost(one) < grid_cost(job)
+
+
 def test_killed_worker_reruns_its_grid(shared, dask_cluster, tmp_path):
     """SIGKILL the worker that wrote the first cell as soon as that cell is in the journal.
 

@@ -581,3 +581,14 @@ def test_cli_as_a_subcommand(tmp_path, capsys):
     assert (tmp_path / "0_dB_valve/valve/id_02/normal/00000000.wav").is_file()
     args = parser.parse_args(["simulate", "--out", str(tmp_path), "--machines", "drill"])
     assert sim.run(args) == 2 and "drill" in capsys.readouterr().err
+
+
+def test_a_run_on_some_machine_types_keeps_the_others_metadata(tmp_path):
+    """One root serves runs on all machine types and on one (a book build's grids): simulating fan
+    alone into it must keep valve's rows, or valve's cells lose their anomaly kinds."""
+    both = sim.simulate_dataset(tmp_path, n_normal=2, n_abnormal=2, n_jobs=1, **SMALL)
+    fan = sim.simulate_dataset(tmp_path, n_normal=2, n_abnormal=2, n_jobs=1, **{**SMALL, "machines": ("fan",)})
+    assert set(fan["machine"]) == {"fan"}
+    on_disk = pd.read_csv(tmp_path / "metadata.csv", dtype={"machine_id": str})
+    assert sorted(on_disk["path"]) == sorted(both["path"])
+    pd.testing.assert_frame_equal(on_disk.set_index("path").sort_index(), both.set_index("path").sort_index(), check_dtype=False)

@@ -71,7 +71,7 @@ def run_book_experiments() -> None:
     """Run (or resume) every grid the pages read, with progress bars, before the pages execute."""
     from asdlib import book
     from asdlib.experiments import default_results_dir
-    from asdlib.runner import run_experiment
+    from asdlib.runner import run_experiments
 
     specs = book.build_specs()
     main = specs[0]
@@ -80,8 +80,7 @@ def run_book_experiments() -> None:
           f"{len(specs)} grids); Ctrl-C stops them, the next build resumes", flush=True)
     engine = _local_engine()
     try:
-        for spec in specs:
-            run_experiment(spec, default_results_dir(), progress=True, engine=engine)
+        run_experiments(specs, default_results_dir(), progress=True, engine=engine)
     finally:
         if engine is not None:
             engine.close()

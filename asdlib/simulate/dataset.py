@@ -266,7 +266,8 @@ def simulate_dataset(
     Returns
     -------
     pandas.DataFrame
-        The metadata, one row per clip (also written to ``metadata.csv``): ``path`` (relative to
+        The metadata, one row per clip of this call (added to ``metadata.csv``, which keeps the rows
+        of other machine types simulated into ``root`` before): ``path`` (relative to
         ``root``), ``machine``, ``machine_id`` (``"id_00"``), ``snr_db``, ``label``,
         ``anomaly_kind`` (``"none"`` for normal clips), ``anomaly_type``, ``anomaly_level_db``,
         ``seed``, ``background_seed``, ``duration_s``, source positions ``machine_x/y/z``, ``anomaly_x/y/z`` (NaN when
@@ -307,5 +308,23 @@ def simulate_dataset(
             stacklevel=2,
         )
     meta = pd.DataFrame([_metadata_row(j, duration_s, anomaly_strength) for j in jobs])
-    atomic_write_text(root / "metadata.csv", meta.to_csv(index=False))
+    _merge_metadata(root, meta)
     return meta
+
+
+def _merge_metadata(root: Path, meta: pd.DataFrame) -> None:
+    """Add ``meta``'s rows to ``<root>/metadata.csv`` (replacing rows of the same clips), atomically.
+
+    One root holds every machine type simulated with the same settings: a call for some machine
+    types must not drop the rows of the others (a run on ``fan`` alone, then one on all four, share
+    the fan clips). Concurrent writers take turns on a file lock.
+    """
+    from filelock import FileLock
+
+    path = root / "metadata.csv"
+    with FileLock(str(root / ".metadata.csv.lock")):
+        if path.is_file():
+            old = pd.read_csv(path, dtype={"machine_id": str})
+            meta = pd.concat([old[~old["path"].isin(meta["path"])], meta], ignore_index=True)
+        meta = meta.sort_values("path", kind="stable", ignore_index=True)
+        atomic_write_text(path, meta.to_csv(index=False))
