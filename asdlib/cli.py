@@ -77,7 +77,8 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device (default auto)")
     g.add_argument("--no-fused", action="store_true", help="train models one at a time (slower, same results)")
     g.add_argument("--jobs", type=int, help="processes for simulation and features (default 2)")
-    g.add_argument("--results", type=Path, default=Path("results"), help="parent folder of runs (default ./results)")
+    g.add_argument("--results", type=Path, default=None,
+                   help="parent folder of runs (default $ASDLIB_RESULTS, else results/ of the repository, where `make book` writes)")
 
 
 def spec_from_args(args):
@@ -421,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
             if not getattr(args, "func", None):
                 parser.print_help()
                 return 2
+            if hasattr(args, "results") and args.results is None:
+                from .experiments import default_results_dir
+
+                args.results = default_results_dir()
             return args.func(args)
         except SystemExit as exit_:  # --help (or a command that exits by itself)
             return exit_.code if isinstance(exit_.code, int) else 0

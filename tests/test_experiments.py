@@ -186,6 +186,10 @@ def test_cli(dirs, complete, capsys, monkeypatch):
     assert cli(["table", "--run", str(complete.path)]) == 0
     out = capsys.readouterr().out
     assert "MSE" in out and "simulated" in out and "(" in out
+    # without --results the commands look where `make book` writes: $ASDLIB_RESULTS (else the repository's results/)
+    monkeypatch.setenv("ASDLIB_RESULTS", str(complete.path.parent))
+    assert cli(["table", "--profile", "smoke", "--long", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("machine,metric,score,model")
     for argv, message in [
         (["run", "--machines", "toaster"], "unknown machine type"),
         (["run", "--pairs", "0-9"], "outside 0-7"),
