@@ -17,6 +17,10 @@ splits, the run folder; :func:`asdlib.runner.plan_run`), then submits
 2. grid tasks (:func:`asdlib.runner.run_grid`): one per machine type x seed, each depending on
    its machine type's feature tasks, so no grid recomputes features.
 
+Several runs can go in one submission (:func:`asdlib.runner.run_experiments`, as the book build
+does): runs on the same clips share their feature tasks, and the grids are prioritised by their
+cost (:func:`grid_cost`), the largest first, so that no worker idles while a small run finishes.
+
 Every worker must see the data root, the results folder and the feature cache at the same paths
 (a shared file system); :meth:`DaskEngine.check_workers` verifies it before anything is submitted.
 A grid task claims its grid with the store's file lock, writes its cells atomically and returns
@@ -34,7 +38,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-__all__ = ["ClusterError", "GridFailure", "DaskEngine", "parse_cluster", "slurm_cluster", "SLURM_KEYS"]
+__all__ = ["ClusterError", "GridFailure", "DaskEngine", "grid_cost", "parse_cluster", "slurm_cluster", "SLURM_KEYS"]
 
 
 class ClusterError(ValueError):
