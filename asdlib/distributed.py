@@ -410,10 +410,11 @@ class DaskEngine:
 
 
 def grid_cost(job) -> int:
-    """A grid's relative cost, for scheduling the largest first: inputs of its models x vectors it passes.
+    """A grid's relative cost, for scheduling the largest first: its models' inputs x the clips they pass.
 
-    Each model runs every training clip ``epochs`` times and every clip once more to score it
-    (training clips for calibration, test clips); the cost of a pass grows with the model's inputs.
+    Each model passes every training clip ``epochs`` times, then every clip once more to score it
+    (the training clips for calibration, the test clips); a pass costs in proportion to the model's
+    number of inputs (one encoder each).
     """
     from .experiments import ExperimentSpec
 
