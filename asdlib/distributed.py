@@ -171,7 +171,7 @@ def _features_task(paths: list[str], spec_dicts: list[dict], cache_dir: str) -> 
     from .runner import tune_malloc
 
     tune_malloc()
-    for spec_dict in ([spec_dicts] if isinstance(spec_dicts, dict) else spec_dicts):
+    for spec_dict in spec_dicts:
         spec = ExperimentSpec.from_dict(spec_dict)
         extract_features(paths, grid_inputs(spec.model_specs()), spec.model_config(), cache=FeatureCache(cache_dir),
                          n_jobs=1, progress=False)
@@ -368,28 +368,26 @@ class DaskEngine:
         desc = f"grid {plans[0].store.path.name}" if len(plans) == 1 else f"{len(plans)} grids"
         try:
             # one set of feature tasks per clip set: runs on the same clips (e.g. a book's grids) share them
-            clip_sets: dict[tuple, tuple[str, list[str], list[dict]]] = {}
-            set_of: dict[tuple[str, str], tuple] = {}
-            for plan, job in todo:
-                paths = sorted(set(map(str, job.train["path"])) | set(map(str, job.test["path"])))
-                key = (job.cache_dir, tuple(paths))
-                specs = clip_sets.setdefault(key, (job.machine, paths, []))[2]
+            keys = [(job.cache_dir, tuple(sorted(set(map(str, job.train["path"])) | set(map(str, job.test["path"])))))
+                    for _, job in todo]
+            clip_sets: dict[tuple, tuple[str, list[dict]]] = {}  # (cache, clips) -> (a machine name, specs)
+            for (_, job), key in zip(todo, keys):
+                specs = clip_sets.setdefault(key, (job.machine, []))[1]
                 if job.spec not in specs:
                     specs.append(job.spec)
-                set_of[(str(plan.store.path), job.machine)] = key
             feature_futures: dict[tuple, list] = {}
-            for key, (machine, paths, specs) in clip_sets.items():
+            for (cache_dir, paths), (machine, specs) in clip_sets.items():
                 size = self.chunk or max(4, min(64, -(-len(paths) // (2 * n_workers))))
                 # features first: every grid waits for its clips'
-                feature_futures[key] = [
-                    self.client.submit(_features_task, paths[i:i + size], specs, key[0], pure=False, priority=10**12,
+                feature_futures[(cache_dir, paths)] = [
+                    self.client.submit(_features_task, list(paths[i:i + size]), specs, cache_dir, pure=False, priority=10**12,
                                        key=f"features-{machine}-{i // size}-{uuid.uuid4().hex[:8]}")
                     for i in range(0, len(paths), size)
                 ]
-                futures += feature_futures[key]
-            for plan, job in todo:
-                future = self.client.submit(_grid_task, job, *feature_futures[set_of[(str(plan.store.path), job.machine)]], pure=False,
-                                            priority=grid_cost(job), key=f"grid-{job.machine}-seed{job.seed}-{uuid.uuid4().hex[:8]}")
+                futures += feature_futures[(cache_dir, paths)]
+            for (_, job), key in zip(todo, keys):
+                future = self.client.submit(_grid_task, job, *feature_futures[key], pure=False, priority=grid_cost(job),
+                                            key=f"grid-{job.machine}-seed{job.seed}-{uuid.uuid4().hex[:8]}")
                 grid_of[future.key] = job
                 futures.append(future)
             failures: dict[str, tuple[list[str], str]] = {}
@@ -419,7 +417,8 @@ def grid_cost(job) -> int:
     from .experiments import ExperimentSpec
 
     spec = ExperimentSpec.from_dict(job.spec)
-    inputs = sum(len(ms.inputs) for ms in spec.model_specs() if ms.name in set(job.models))
+    wanted = set(job.models)
+    inputs = sum(len(ms.inputs) for ms in spec.model_specs() if ms.name in wanted)
     return int(inputs * (len(job.train) * (spec.model_config().epochs + 1) + len(job.test)))
 
 
