@@ -43,6 +43,7 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from .config import MACHINES
+from .fileio import InsufficientSpaceError, check_space  # noqa: F401 - InsufficientSpaceError: raised here, part of this API
 
 SNRS_DB = (-6, 0, 6)
 ZENODO_RECORD = "https://zenodo.org/record/3384388"
@@ -65,10 +66,6 @@ class ChecksumError(DownloadError):
 
 class UnsafeArchiveError(ValueError):
     """A zip member that would be written outside the target folder."""
-
-
-class InsufficientSpaceError(ValueError):
-    """Not enough free disk space for the selected archives."""
 
 
 # ----------------------------------------------------------------------------- registry
@@ -374,14 +371,6 @@ def _check_members(archive: Path, zf: zipfile.ZipFile, root: Path) -> list[tuple
     return plan
 
 
-def _check_space(folder: Path, needed: int, what: str) -> None:
-    free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise InsufficientSpaceError(
-            f"not enough disk space in {folder} for {what}: {needed / 1e9:.2f} GB needed, "
-            f"{free / 1e9:.2f} GB free; free some space or pick another --root")
-
-
 def unpack_archive(zip_path: str | Path, target_dir: str | Path, *, progress: bool = True) -> Path:
     """Unpack a zip archive into ``target_dir``, atomically and without leaving the folder.
 
@@ -441,7 +430,7 @@ def _unpack_locked(zip_path: Path, target_dir: Path, progress: bool) -> Path:
         try:
             plan = _check_members(zip_path, zf, staging)
             total = sum(info.file_size for info, _ in plan)
-            _check_space(parent, total, f"unpacking {zip_path.name}")
+            check_space(parent, total, f"unpacking {zip_path.name}", hint="free some space or pick another --root")
             _extract(zf, plan, total, zip_path.name, progress)
             _write_marker(staging, {"archive": zip_path.name, "members": len(plan), "bytes": total})
             os.replace(staging, target_dir)
@@ -549,8 +538,8 @@ def download_mimii(root: str | Path, machines: Sequence[str] | str | None = None
     rows = _select(table, machines, snrs_db)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    _check_space(root, _space_needed(rows, root, keep_archives),
-                 f"{len(rows)} archive(s) (downloaded and unpacked)")
+    check_space(root, _space_needed(rows, root, keep_archives),
+                f"{len(rows)} archive(s) (downloaded and unpacked)", hint="free some space or pick another --root")
     return [_download_one(row, root, base_url, keep_archives, progress) for row in rows.itertuples()]
 
 

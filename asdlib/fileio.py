@@ -8,14 +8,58 @@ readable to the group.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 TMP_PREFIX = ".tmp-"
+
+
+class InsufficientSpaceError(ValueError):
+    """Not enough free disk space for what is about to be written; the message says how much."""
+
+
+def check_space(folder: str | Path, needed: int, what: str, hint: str = "free some space or pick another folder") -> None:
+    """Raise :class:`InsufficientSpaceError` when ``folder``'s file system has fewer than ``needed`` bytes free.
+
+    Parameters
+    ----------
+    folder : str or Path
+        An existing folder on the file system that will receive the data.
+    needed : int
+        Bytes about to be written.
+    what : str
+        What needs them, for the message (``"simulating 1,520 clips"``).
+    hint : str
+        How to fix it, for the message.
+    """
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise InsufficientSpaceError(
+            f"not enough disk space in {folder} for {what}: {needed / 1e9:.2f} GB needed, "
+            f"{free / 1e9:.2f} GB free; {hint}")
+
+
+def no_space_error(path: str | Path, needed: int, err: BaseException) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``path`` when a failed write of ``needed`` bytes is explained by a full disk.
+
+    Some writers (libsndfile's "System error.", torch's stream errors) hide the errno; this looks at the
+    free space of ``path``'s folder after the failure instead. Returns None when space is not the cause.
+    """
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return err
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return None
+    if free >= needed:
+        return None
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def _umask() -> int:

@@ -592,3 +592,47 @@ def test_a_run_on_some_machine_types_keeps_the_others_metadata(tmp_path):
     on_disk = pd.read_csv(tmp_path / "metadata.csv", dtype={"machine_id": str})
     assert sorted(on_disk["path"]) == sorted(both["path"])
     pd.testing.assert_frame_equal(on_disk.set_index("path").sort_index(), both.set_index("path").sort_index(), check_dtype=False)
+
+
+def _disk_with_free_bytes(monkeypatch, free: int) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - free, free))
+
+
+def test_a_disk_too_small_for_the_data_set_is_one_line_before_any_clip(tmp_path, capsys, monkeypatch):
+    """What CI once met: a disk that fills after 224 of 1,520 clips. Refuse up front, saying how much."""
+    from asdlib.cli import main
+
+    _disk_with_free_bytes(monkeypatch, 10**6)
+    out = tmp_path / "sim"
+    code = main(["simulate", "--out", str(out), "--machines", "fan", "--n-normal", "100", "--n-abnormal", "100",
+                 "--duration", "10", "--jobs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == (f"asdlib simulate: error: not enough disk space in {out} for simulating 200 clips of 10 s: "
+                   f"{200 * sim.dataset._wav_size(160000) / 1e9:.2f} GB needed, 0.00 GB free; "
+                   "free some space, or set ASDLIB_DATA (or --out) to a folder on a larger disk")
+    assert not list(out.rglob("*.wav"))
+
+
+def test_a_disk_that_fills_while_writing_names_the_clip(tmp_path, monkeypatch):
+    """libsndfile reports a full disk as "System error." with no errno: the error must say it is the disk."""
+    from asdlib.simulate.dataset import _write_wav_atomic
+
+    def full(*args, **kwargs):
+        raise sf.LibsndfileError(2, "Error writing: ")  # what soundfile raised in CI (code 2: "System error.")
+
+    monkeypatch.setattr(sf, "write", full)
+    audio = np.zeros((8, 1600), np.float32)
+    path = tmp_path / "fan" / "00000000.wav"
+    path.parent.mkdir()
+    _disk_with_free_bytes(monkeypatch, 100)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        _write_wav_atomic(path, audio, 16000)
+    assert caught.value.filename == str(path) and not list(tmp_path.rglob("*.wav"))
+    _disk_with_free_bytes(monkeypatch, 10**9)  # with room to spare, the writer's own error stands
+    with pytest.raises(sf.LibsndfileError):
+        _write_wav_atomic(path, audio, 16000)

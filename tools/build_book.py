@@ -20,6 +20,7 @@ page. After the build, repeated identical inline scripts are removed from the HT
 """
 from __future__ import annotations
 
+import errno
 import re
 import shutil
 import subprocess
@@ -110,7 +111,17 @@ def _local_engine():
 def main() -> int:
     copy_mathjax()
     start = time.perf_counter()
-    run_book_experiments()
+    try:
+        run_book_experiments()
+    except (OSError, ValueError) as err:  # a full disk, a bad ASDLIB_PROFILE or data root: one line, not a traceback
+        from asdlib.fileio import InsufficientSpaceError
+
+        full = isinstance(err, InsufficientSpaceError) or (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT))
+        if not full and not isinstance(err, ValueError):
+            raise
+        where = f"no space left on {err.filename or 'the disk'}; free some space and build again" if isinstance(err, OSError) else str(err)
+        print(f"make book: error: {where}", file=sys.stderr)
+        return 2
     exe = Path(sys.executable).parent / "jupyter-book"
     rc = subprocess.call([str(exe), "build", "--all", str(ROOT), *sys.argv[1:]])  # --all: every page again (the profile may have changed)
     if (ROOT / "_build" / "html").is_dir():

@@ -13,7 +13,7 @@ import pandas as pd
 import soundfile as sf
 
 from ..config import MACHINES
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text, check_space, no_space_error
 from ..geometry import N_MICS, SR
 from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
 from .clip import _check_strength, clip_layout, simulate_clip
@@ -198,8 +198,14 @@ def _to_pcm16(audio: np.ndarray) -> np.ndarray:
 
 def _write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:
     pcm = _to_pcm16(audio)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), pcm, sr, subtype="PCM_16", format="WAV")
+    try:
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), pcm, sr, subtype="PCM_16", format="WAV")
+    except (OSError, RuntimeError) as err:  # libsndfile says "System error." when the disk is full
+        full = no_space_error(path, pcm.nbytes, err)
+        if full is None:
+            raise
+        raise full from err
 
 
 def _make_file(task: tuple) -> tuple[str, float]:
@@ -284,6 +290,8 @@ def simulate_dataset(
     jobs = _plan(machines, machine_ids, snrs_db, n_normal, n_abnormal, seed, anomaly_kinds)
     size = _wav_size(int(round(duration_s * SR)))
     todo = [j for j in jobs if not ((root / j["path"]).is_file() and (root / j["path"]).stat().st_size == size)]
+    check_space(root, len(todo) * size, f"simulating {len(todo):,} clips of {duration_s:g} s",
+                hint="free some space, or set ASDLIB_DATA (or --out) to a folder on a larger disk")
     tasks = [(str(root), j, duration_s, anomaly_strength) for j in todo]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="simulate", unit="clip", disable=not progress)
     clipped = []
