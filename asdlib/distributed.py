@@ -168,7 +168,7 @@ def _features_task(paths: list[str], spec_dicts: list[dict], cache_dir: str) -> 
     from .cache import FeatureCache, extract_features
     from .experiments import ExperimentSpec
     from .modelspec import grid_inputs
-    from .runner import tune_malloc
+    from .memory import tune_malloc
 
     tune_malloc()
     for spec_dict in spec_dicts:

@@ -52,6 +52,7 @@ from .datasets import (  # noqa: F401  (re-exported: they lived here before asdl
 from .detector import AutoencoderDetector
 from .experiments import ExperimentSpec
 from .fileio import atomic_write_text
+from .memory import tune_malloc
 from .metrics import decision_metrics, pauc_eq11, pauc_mcclish, roc_auc
 from .modelspec import ModelSpec, grid_inputs
 from .results import ResultsStore, atomic_write_csv
@@ -76,37 +77,6 @@ def torch_threads(n: int = TORCH_THREADS) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-#: glibc ``malloc`` settings of a process that trains grids (:func:`tune_malloc`): blocks up to
-#: 32 MiB (glibc's largest) come from the heap, which is returned to the system above 256 MiB free.
-MALLOC_MMAP_THRESHOLD = 32 * 2**20
-MALLOC_TRIM_THRESHOLD = 256 * 2**20
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (glibc's malloc.h)
-_malloc_tuned = False
-
-
-def tune_malloc() -> bool:
-    """Keep a training process's tensors on the heap instead of a fresh ``mmap`` per tensor (glibc only).
-
-    Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``, and an explicit threshold
-    also freezes glibc's ``mmap`` threshold at 128 KiB: each tensor above that (most of a fused
-    training step's) is then mapped, page-faulted and unmapped again. A ``book`` grid took 90 s
-    instead of 71 s that way, with 4x the system time. Called once per process by :func:`run_grid`;
-    the arithmetic, hence every result, is unchanged. Returns whether glibc accepted the settings.
-    """
-    global _malloc_tuned
-    if _malloc_tuned:
-        return True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD))
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
-        return False
-    _malloc_tuned = ok
-    return ok
 
 
 def provenance(spec: ExperimentSpec, manifest: pd.DataFrame, device: torch.device, root: Path) -> dict:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(platform.system() != "Linux" or not platform.lib
 
 PROBE = r"""
 import ctypes
-from asdlib.runner import tune_malloc
+from asdlib.memory import tune_malloc
 
 libc = ctypes.CDLL("libc.so.6")
 

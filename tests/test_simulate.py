@@ -319,6 +319,25 @@ def _ref_noise(rng, n, sr, shape=None):
     return x / max(np.sqrt(np.mean(x**2)), 1e-12)
 
 
+def _ref_noise_spectrum(rng, n, shape=None):
+    """The spectrum of :func:`_ref_noise`, double precision (for the background's batched noises)."""
+    n_bins = n // 2 + 1
+    spectrum = rng.standard_normal(n_bins) + 1j * rng.standard_normal(n_bins)
+    if shape is not None:
+        spectrum = spectrum * shape
+    spectrum[0] = 0.0
+    return spectrum
+
+
+def _ref_noises(spectra, n):
+    """Each row transformed alone and normalised, double precision."""
+    out = []
+    for spectrum in spectra:
+        x = sfft.irfft(np.asarray(spectrum, dtype=complex), n=n)
+        out.append(x / max(np.sqrt(np.mean(x**2)), 1e-12))
+    return out
+
+
 def _ref_train(starts, amps, kernel, n):
     """Impulse train convolved by FFT (the pre-issue-13 way)."""
     from scipy.signal import fftconvolve
@@ -358,6 +377,9 @@ def reference_path(monkeypatch):
                 monkeypatch.setattr(module, "_harmonics", _ref_harmonics)
             if hasattr(module, "_noise"):
                 monkeypatch.setattr(module, "_noise", _ref_noise)
+            for name, ref in (("_noise_spectrum", _ref_noise_spectrum), ("_noises", _ref_noises)):
+                if hasattr(module, name):
+                    monkeypatch.setattr(module, name, ref)
         monkeypatch.setattr(signals, "_impulse_train_convolve", _ref_train)
         monkeypatch.setattr(clip, "_render", _ref_render)
 
@@ -386,6 +408,21 @@ def test_fast_path_is_the_reference_signal(machine, reference_path):
             err = np.sqrt(np.mean((parts_f[name] - ref) ** 2)) / rms
             assert err < 1e-5, (machine, a, s, name, err)
         assert info_f["noise_gain"] == pytest.approx(info_r["noise_gain"], rel=1e-5)
+
+
+def test_background_noises_in_one_batch_are_the_signals_drawn_one_at_a_time():
+    """simulate_clip transforms the noises of all background sources in one irfft; each source's signal
+    (and the generator's state after them) is what drawing and transforming it alone gives."""
+    from asdlib.simulate import machines
+
+    kinds = [kind for kind, *_ in machines.BACKGROUND_SOURCES]
+    t = (np.arange(8000) - 256) / sim.SR
+    batch_rng, alone_rng = np.random.default_rng(7), np.random.default_rng(7)
+    batch = machines._background_signals(kinds, batch_rng, t, sim.SR)
+    alone = [machines._background_signal(kind, alone_rng, t, sim.SR) for kind in kinds]
+    for kind, x, y in zip(kinds, batch, alone):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6 * np.sqrt(np.mean(y**2)), err_msg=kind)
+    assert batch_rng.random() == alone_rng.random()
 
 
 def test_propagate_spectra_single_precision_matches_double():

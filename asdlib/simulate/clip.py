@@ -10,7 +10,7 @@ from ..geometry import N_MICS, SR
 from .anomalies import (
     ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH, SPATIAL_ANOMALIES, SPECTRAL_ANOMALIES, _anomaly_layout,
 )
-from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_signal, _unit
+from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_signals, _unit
 from .propagation import propagate_spectra
 from .signals import _db, _unit_rms
 
@@ -210,11 +210,14 @@ def simulate_clip(
     # background: point sources and microphone self-noise
     rng_bg = _stream(background_seed, _STREAM_BACKGROUND)
     layout = _background_layout(rng_bg)
-    bg_signals = [_db(s["level_db"]) * _unit_rms(_background_signal(s["kind"], rng_bg, t, sr)) for s in layout]
+    bg_signals = [_db(s["level_db"]) * _unit_rms(x) for s, x in zip(layout, _background_signals([s["kind"] for s in layout], rng_bg, t, sr))]
     background8 = _render(bg_signals, [s["position"] for s in layout], n_total, n_out, sr)
-    sensor = rng_bg.standard_normal((N_MICS, n_out))
-    np.multiply(sensor, np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10)), out=sensor)
-    np.add(background8, sensor, out=background8, casting="same_kind")
+    sensor_rms = np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10))
+    sensor = np.empty(n_out)  # one channel at a time (the same draws as one (8, n_out) call), in cache
+    for row in background8:
+        rng_bg.standard_normal(out=sensor)
+        sensor *= sensor_rms
+        np.add(row, sensor, out=row, casting="same_kind")
     del sensor
     p_background = _power(background8)
     # the background gain comes from the *normal* machine sound only: an anomaly never changes it

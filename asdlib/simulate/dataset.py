@@ -15,6 +15,7 @@ import soundfile as sf
 from ..config import MACHINES
 from ..fileio import atomic_path, atomic_write_text, check_space, no_space_error
 from ..geometry import N_MICS, SR
+from ..memory import tune_malloc
 from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
 from .clip import _check_strength, clip_layout, simulate_clip
 from .machines import MACHINE_IDS
@@ -297,11 +298,12 @@ def simulate_dataset(
     clipped = []
     try:
         if n_jobs > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                for path, peak in pool.map(_make_file, tasks, chunksize=max(1, min(16, len(tasks) // (4 * n_jobs)))):
+            with ProcessPoolExecutor(max_workers=n_jobs, initializer=tune_malloc) as pool:
+                for path, peak in pool.map(_make_file, tasks, chunksize=1):
                     clipped += [(path, peak)] if peak > 1.0 else []
                     bar.update()
         else:
+            tune_malloc()
             for task in tasks:
                 path, peak = _make_file(task)
                 clipped += [(path, peak)] if peak > 1.0 else []

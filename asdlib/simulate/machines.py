@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import fft as sfft
 
 from ..config import MACHINES
 from .signals import (
-    _TWO_PI, _band, _db, _freqs, _harmonics, _noise, _peaks, _pink, _poisson_times, _revolutions, _ringing, _rms,
-    _rotation, _slow, _smooth_gate, _unit_rms,
+    _TWO_PI, _band, _db, _freqs, _harmonics, _noise, _noise_spectrum, _noises, _peaks, _pink, _poisson_times,
+    _revolutions, _ringing, _rms, _rotation, _slow, _smooth_gate, _unit_rms,
 )
 
 __all__ = ["MACHINES", "MACHINE_IDS", "Unit", "UNITS", "BACKGROUND_SOURCES", "OUTPUT_GAIN", "MODELS"]
@@ -244,26 +244,49 @@ def _valve(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
 MODELS = {"fan": _fan, "pump": _pump, "slider": _slider, "valve": _valve}
 
 
-def _background_signal(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> np.ndarray:
+def _background_source(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Draw one background source: its noise's spectrum, and how its signal follows from that noise.
+
+    Returns ``(spectrum, finish)``: ``finish(noise)``, with ``noise`` the unit-RMS signal of
+    ``spectrum`` (:func:`~asdlib.simulate.signals._noises`), is the source's signal. Every random draw
+    happens here, in the source's own order, so the noises of all sources of a clip can be transformed
+    in one batch (:func:`_background_signals`).
+    """
     n = t.size
     f = _freqs(n, sr)
     if kind == "ventilation":
-        return _noise(rng, n, sr, _pink(f, 20.0, 1.5) * _band(f, 40.0, 5000.0)) * (1.0 + 0.1 * _slow(rng, t, 1.0))
+        spectrum = _noise_spectrum(rng, n, _pink(f, 20.0, 1.5) * _band(f, 40.0, 5000.0))
+        envelope = 1.0 + 0.1 * _slow(rng, t, 1.0)
+        return spectrum, lambda noise: noise * envelope
     if kind == "rumble":
-        return _noise(rng, n, sr, _pink(f, 10.0, 2.0) * _band(f, 15.0, 500.0))
+        return _noise_spectrum(rng, n, _pink(f, 10.0, 2.0) * _band(f, 15.0, 500.0)), lambda noise: noise
     if kind == "hum":
         mains = 50.0 * (1.0 + 0.001 * rng.standard_normal())
-        hum = _harmonics(rng, _TWO_PI * mains * t, [1.0, 0.6, 0.5, 0.3, 0.2, 0.25, 0.1, 0.08], 50.0, sr)
-        return _unit_rms(hum) + 0.1 * _noise(rng, n, sr, _pink(f) * _band(f, 40.0, 3000.0))
+        hum = _unit_rms(_harmonics(rng, _TWO_PI * mains * t, [1.0, 0.6, 0.5, 0.3, 0.2, 0.25, 0.1, 0.08], 50.0, sr))
+        return _noise_spectrum(rng, n, _pink(f) * _band(f, 40.0, 3000.0)), lambda noise: hum + 0.1 * noise
     if kind == "machinery":
         f0 = rng.uniform(30.0, 60.0)
         partials = _harmonics(rng, _TWO_PI * f0 * t * (1.0 + 0.003 * _slow(rng, t)), [1.0 / k for k in range(1, 41)], f0, sr)
         hum = sfft.irfft(sfft.rfft(partials.astype(np.float32)) * _band(f, None, 2000.0).astype(np.float32), n=n).astype(float)
-        return _unit_rms(hum) + 0.7 * _noise(rng, n, sr, _pink(f) * _band(f, 100.0, 2000.0))
+        hum = _unit_rms(hum)
+        return _noise_spectrum(rng, n, _pink(f) * _band(f, 100.0, 2000.0)), lambda noise: hum + 0.7 * noise
     if kind == "clanks":
         times = _poisson_times(rng, 0.7, t[0] - 0.3, t[-1])
         modes = [(rng.uniform(300, 1200), rng.uniform(0.05, 0.15)), (rng.uniform(1200, 3000), rng.uniform(0.03, 0.08))]
-        clanks = _ringing(rng, t, sr, times, rng.lognormal(0.0, 0.5, times.size), modes, click=0.3)
-        return _unit_rms(clanks) * 3.0 + 0.3 * _noise(rng, n, sr, _pink(f, 10.0, 2.0) * _band(f, 30.0, 1500.0))
+        clanks = _unit_rms(_ringing(rng, t, sr, times, rng.lognormal(0.0, 0.5, times.size), modes, click=0.3)) * 3.0
+        return _noise_spectrum(rng, n, _pink(f, 10.0, 2.0) * _band(f, 30.0, 1500.0)), lambda noise: clanks + 0.3 * noise
     raise ValueError(f"unknown background source kind {kind!r}")  # pragma: no cover
 
+
+def _background_signals(kinds: Sequence[str], rng: np.random.Generator, t: np.ndarray, sr: int) -> list[np.ndarray]:
+    """The signals of background sources of ``kinds``, drawn in turn from ``rng``; their noises in one irfft."""
+    drawn = [_background_source(kind, rng, t, sr) for kind in kinds]
+    if not drawn:
+        return []
+    noises = _noises(np.stack([spectrum for spectrum, _ in drawn]), t.size)
+    return [finish(noise) for (_, finish), noise in zip(drawn, noises)]
+
+
+def _background_signal(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> np.ndarray:
+    """The signal of one background source of ``kind`` (see :func:`_background_source`)."""
+    return _background_signals([kind], rng, t, sr)[0]
