@@ -41,8 +41,12 @@ def check_space(folder: str | Path, needed: int, what: str, hint: str = "free so
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise InsufficientSpaceError(
-            f"not enough disk space in {folder} for {what}: {needed / 1e9:.2f} GB needed, "
-            f"{free / 1e9:.2f} GB free; {hint}")
+            f"not enough disk space in {folder} for {what}: {_size(needed)} needed, {_size(free)} free; {hint}")
+
+
+def _size(n_bytes: int) -> str:
+    """``2.51 GB``, ``5.1 MB``: decimal units, as ``df -H`` and disk vendors count."""
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
 
 
 def no_space_error(path: str | Path, needed: int, err: BaseException) -> OSError | None:

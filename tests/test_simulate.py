@@ -650,7 +650,7 @@ def test_a_disk_too_small_for_the_data_set_is_one_line_before_any_clip(tmp_path,
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == (f"asdlib simulate: error: not enough disk space in {out} for simulating 200 clips of 10 s: "
-                   f"{200 * sim.dataset._wav_size(160000) / 1e9:.2f} GB needed, 0.00 GB free; "
+                   f"{200 * sim.dataset._wav_size(160000) / 1e6:.1f} MB needed, 1.0 MB free; "
                    "free some space, or set ASDLIB_DATA (or --out) to a folder on a larger disk")
     assert not list(out.rglob("*.wav"))
 
