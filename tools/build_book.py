@@ -114,13 +114,13 @@ def main() -> int:
     try:
         run_book_experiments()
     except (OSError, ValueError) as err:  # a full disk, a bad ASDLIB_PROFILE or data root: one line, not a traceback
-        from asdlib.fileio import InsufficientSpaceError
-
-        full = isinstance(err, InsufficientSpaceError) or (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT))
-        if not full and not isinstance(err, ValueError):
+        if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        where = f"no space left on {err.filename or 'the disk'}; free some space and build again" if isinstance(err, OSError) else str(err)
-        print(f"make book: error: {where}", file=sys.stderr)
+        if isinstance(err, OSError):
+            message = f"no space left on {err.filename or 'the disk'}; free some space and build again"
+        else:
+            message = str(err)  # asdlib's own errors (a ValueError each) name the file or setting and the fix
+        print(f"make book: error: {message}", file=sys.stderr)
         return 2
     exe = Path(sys.executable).parent / "jupyter-book"
     rc = subprocess.call([str(exe), "build", "--all", str(ROOT), *sys.argv[1:]])  # --all: every page again (the profile may have changed)

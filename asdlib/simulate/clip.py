@@ -210,7 +210,8 @@ def simulate_clip(
     # background: point sources and microphone self-noise
     rng_bg = _stream(background_seed, _STREAM_BACKGROUND)
     layout = _background_layout(rng_bg)
-    bg_signals = [_db(s["level_db"]) * _unit_rms(x) for s, x in zip(layout, _background_signals([s["kind"] for s in layout], rng_bg, t, sr))]
+    bg_raw = _background_signals([s["kind"] for s in layout], rng_bg, t, sr)  # their noises in one batched irfft
+    bg_signals = [_db(s["level_db"]) * _unit_rms(x) for s, x in zip(layout, bg_raw)]
     background8 = _render(bg_signals, [s["position"] for s in layout], n_total, n_out, sr)
     sensor_rms = np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10))
     sensor = np.empty(n_out)  # one channel at a time (the same draws as one (8, n_out) call), in cache

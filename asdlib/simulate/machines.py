@@ -244,7 +244,10 @@ def _valve(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
 MODELS = {"fan": _fan, "pump": _pump, "slider": _slider, "valve": _valve}
 
 
-def _background_source(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+_Finish = Callable[[np.ndarray], np.ndarray]
+
+
+def _background_source(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> tuple[np.ndarray, _Finish]:
     """Draw one background source: its noise's spectrum, and how its signal follows from that noise.
 
     Returns ``(spectrum, finish)``: ``finish(noise)``, with ``noise`` the unit-RMS signal of
