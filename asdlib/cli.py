@@ -10,7 +10,6 @@ printed on their own lines, never on top of a progress bar.
 from __future__ import annotations
 
 import argparse
-import errno
 import math
 import sys
 import warnings
@@ -396,7 +395,9 @@ _TORCH_WRITE_FAILURES = ("basic_ios::clear", "file write failed", "unexpected po
 def _no_space_message(err: BaseException, args) -> str | None:
     """"no space left on <path>" for a full disk (OSError ENOSPC, or torch's stream error), else None."""
     target = next((getattr(args, name) for name in ("out", "results", "root") if getattr(args, name, None)), "the disk")
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+    from .fileio import is_disk_full
+
+    if is_disk_full(err):
         where = err.filename or target
         return f"no space left on {where}; free some space (or choose another folder) and run the same command again"
     if isinstance(err, RuntimeError) and any(text in str(err) for text in _TORCH_WRITE_FAILURES):

@@ -167,8 +167,8 @@ def _features_task(paths: list[str], spec_dicts: list[dict], cache_dir: str) -> 
     (the inputs and feature settings of each); returns how many clips."""
     from .cache import FeatureCache, extract_features
     from .experiments import ExperimentSpec
-    from .modelspec import grid_inputs
     from .memory import tune_malloc
+    from .modelspec import grid_inputs
 
     tune_malloc()
     for spec_dict in spec_dicts:

@@ -46,6 +46,7 @@ from .config import MACHINES
 from .fileio import InsufficientSpaceError, check_space  # noqa: F401 - InsufficientSpaceError: raised here, part of this API
 
 SNRS_DB = (-6, 0, 6)
+_SPACE_HINT = "free some space or pick another --root"  # what a refused download or unpack tells the user
 ZENODO_RECORD = "https://zenodo.org/record/3384388"
 REGISTRY_COLUMNS = ["file", "machine", "snr_db", "bytes", "md5", "url"]
 ARCHIVES_DIR = "archives"
@@ -430,7 +431,7 @@ def _unpack_locked(zip_path: Path, target_dir: Path, progress: bool) -> Path:
         try:
             plan = _check_members(zip_path, zf, staging)
             total = sum(info.file_size for info, _ in plan)
-            check_space(parent, total, f"unpacking {zip_path.name}", hint="free some space or pick another --root")
+            check_space(parent, total, f"unpacking {zip_path.name}", hint=_SPACE_HINT)
             _extract(zf, plan, total, zip_path.name, progress)
             _write_marker(staging, {"archive": zip_path.name, "members": len(plan), "bytes": total})
             os.replace(staging, target_dir)
@@ -539,7 +540,7 @@ def download_mimii(root: str | Path, machines: Sequence[str] | str | None = None
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_space(root, _space_needed(rows, root, keep_archives),
-                f"{len(rows)} archive(s) (downloaded and unpacked)", hint="free some space or pick another --root")
+                f"{len(rows)} archive(s) (downloaded and unpacked)", hint=_SPACE_HINT)
     return [_download_one(row, root, base_url, keep_archives, progress) for row in rows.itertuples()]
 
 

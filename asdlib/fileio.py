@@ -49,13 +49,18 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is the operating system's "no space left" (``ENOSPC``, or ``EDQUOT`` for a quota)."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def no_space_error(path: str | Path, needed: int, err: BaseException) -> OSError | None:
     """An ``OSError(ENOSPC)`` naming ``path`` when a failed write of ``needed`` bytes is explained by a full disk.
 
     Some writers (libsndfile's "System error.", torch's stream errors) hide the errno; this looks at the
     free space of ``path``'s folder after the failure instead. Returns None when space is not the cause.
     """
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(err):
         return err
     try:
         free = shutil.disk_usage(Path(path).parent).free

@@ -452,13 +452,11 @@ def run_experiments(
         else:
             for plan in plans:
                 _run_here(plan, progress)
-    except KeyboardInterrupt:
-        for plan in plans:
-            finish_run(plan, started, "interrupted", "interrupted by the user")
-        raise
     except BaseException as err:
+        status, reason = (("interrupted", "interrupted by the user") if isinstance(err, KeyboardInterrupt)
+                          else ("failed", f"{type(err).__name__}: {err}"))
         for plan in plans:
-            finish_run(plan, started, "failed", f"{type(err).__name__}: {err}")
+            finish_run(plan, started, status, reason)
         raise
     for plan in plans:
         finish_run(plan, started)

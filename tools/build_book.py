@@ -20,7 +20,6 @@ page. After the build, repeated identical inline scripts are removed from the HT
 """
 from __future__ import annotations
 
-import errno
 import re
 import shutil
 import subprocess
@@ -114,7 +113,9 @@ def main() -> int:
     try:
         run_book_experiments()
     except (OSError, ValueError) as err:  # a full disk, a bad ASDLIB_PROFILE or data root: one line, not a traceback
-        if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        from asdlib.fileio import is_disk_full
+
+        if isinstance(err, OSError) and not is_disk_full(err):
             raise
         if isinstance(err, OSError):
             message = f"no space left on {err.filename or 'the disk'}; free some space and build again"
