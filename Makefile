@@ -33,11 +33,13 @@ test: venv
 results: venv
 	$(BIN)/asdlib run --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT),)
 
-## benchmark: training and feature throughput on this machine (prints JSON lines)
+## benchmark: training, feature and simulator throughput on this machine, and GPU training where there is a GPU (prints JSON lines)
 benchmark: venv
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_simulate.py
+	@if $(BIN)/python -c "import torch; raise SystemExit(not torch.cuda.is_available())"; then \
+		$(BIN)/python benchmarks/bench_gpu.py; else echo "bench_gpu.py: no CUDA GPU here, skipped"; fi
 
 clean:
 	rm -rf _build

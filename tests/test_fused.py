@@ -248,9 +248,40 @@ def test_compile_setting_comes_from_the_argument_then_the_environment(monkeypatc
         assert resolve_compile(None, 10**6) is False  # one thread: the hand-written passes are as fast
     finally:
         torch.set_num_threads(threads)
+    assert resolve_compile(None, 10**6, torch.device("cuda")) is False  # a GPU replays CUDA graphs instead
     assert resolve_compile(True, 0) is True
     monkeypatch.setenv("ASDLIB_COMPILE", "1")
     assert resolve_compile(None, 0) is True
     assert resolve_compile(False, 0) is False
     monkeypatch.setenv("ASDLIB_COMPILE", "0")
     assert resolve_compile(None, 10**9) is False
+
+
+def test_cuda_graph_setting_comes_from_the_argument_then_the_environment(monkeypatch):
+    from asdlib.fused import resolve_cuda_graphs
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("ASDLIB_CUDA_GRAPHS", raising=False)
+    assert resolve_cuda_graphs(None, cuda) is True  # on by default on a GPU
+    assert resolve_cuda_graphs(None, cpu) is False
+    assert resolve_cuda_graphs(False, cuda) is False
+    monkeypatch.setenv("ASDLIB_CUDA_GRAPHS", "0")
+    assert resolve_cuda_graphs(None, cuda) is False
+    assert resolve_cuda_graphs(True, cuda) is True
+    with pytest.raises(ValueError, match="cuda_graphs=True needs CUDA tensors; the features are on cpu"):
+        train_fused(SPECS[:1], SEEDS[:1], make_features(300, torch.float32), Config(epochs=1, batch_size=32),
+                    progress=False, cuda_graphs=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none; run on a GPU machine)")
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_graph_training_is_the_eager_training(compile):
+    """The step replayed as a CUDA graph runs the eager step's kernels: the same models, in float64."""
+    features = {k: v.cuda() for k, v in make_features(2000, torch.float64).items()}
+    config = Config(epochs=2, batch_size=128)  # 14 full steps per epoch: 3 warm-up, capture, replays
+    eager = train_fused(SPECS, SEEDS, features, config, progress=False, compile=compile, cuda_graphs=False)
+    graphed = train_fused(SPECS, SEEDS, features, config, progress=False, compile=compile, cuda_graphs=True)
+    for (a, ha), (b, hb) in zip(eager, graphed):
+        np.testing.assert_allclose(hb.train_loss + hb.val_loss, ha.train_loss + ha.val_loss, rtol=1e-12)
+        for key, value in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[key], value, rtol=1e-10, atol=1e-12, msg=key)
