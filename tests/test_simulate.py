@@ -381,7 +381,7 @@ def reference_path(monkeypatch):
                 if hasattr(module, name):
                     monkeypatch.setattr(module, name, ref)
         monkeypatch.setattr(signals, "_impulse_train_convolve", _ref_train)
-        monkeypatch.setattr(clip, "_render", _ref_render)
+        monkeypatch.setattr(clip, "_render", lambda groups, *args: [_ref_render(s, p, *args) for s, p in groups])
 
     return use
 
@@ -423,6 +423,34 @@ def test_background_noises_in_one_batch_are_the_signals_drawn_one_at_a_time():
     for kind, x, y in zip(kinds, batch, alone):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-6 * np.sqrt(np.mean(y**2)), err_msg=kind)
     assert batch_rng.random() == alone_rng.random()
+
+
+def test_noise_spectrum_is_its_real_then_imaginary_draws():
+    """One draw of 2 x n_bins normals is the two draws of n_bins each (real parts, then imaginary)."""
+    from asdlib.simulate import signals
+
+    shape = np.linspace(0.0, 2.0, 2001)
+    got_rng, ref_rng = np.random.default_rng(9), np.random.default_rng(9)
+    got = signals._noise_spectrum(got_rng, 4000, shape)
+    real, imag = ref_rng.standard_normal(2001), ref_rng.standard_normal(2001)
+    ref = (real.astype(np.float32) + 1j * imag.astype(np.float32)).astype(np.complex64) * shape.astype(np.float32)
+    ref[0] = 0.0
+    assert got.dtype == np.complex64 and np.array_equal(got, ref)
+    assert got_rng.random() == ref_rng.random()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_padded_for_simd_transform_to_the_spectra_of_each_row_alone(dtype):
+    """_rfft_rows pads 2 or 3 trailing rows to 4 (pocketfft's SIMD width): every row's spectrum is
+    bit for bit the one a transform of that row alone gives, so padding changes no clip."""
+    from asdlib.simulate.propagation import _rfft_rows
+
+    x = np.random.default_rng(3).standard_normal((9, 1620)).astype(dtype)
+    alone = np.stack([sfft.rfft(row) for row in x])
+    for n_rows in range(1, 10):
+        batch = _rfft_rows(x[:n_rows])
+        assert batch.shape == (n_rows, 811)
+        assert np.array_equal(batch, alone[:n_rows]), n_rows
 
 
 def test_propagate_spectra_single_precision_matches_double():

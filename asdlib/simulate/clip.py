@@ -11,7 +11,7 @@ from .anomalies import (
     ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH, SPATIAL_ANOMALIES, SPECTRAL_ANOMALIES, _anomaly_layout,
 )
 from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_signals, _unit
-from .propagation import propagate_spectra
+from .propagation import _propagate_rfft, _rfft_rows
 from .signals import _db, _unit_rms
 
 __all__ = ["SENSOR_NOISE_DB", "clip_layout", "simulate_clip"]
@@ -80,23 +80,34 @@ def _fade(n: int) -> np.ndarray:
     return w
 
 
-def _render(signals: list[np.ndarray], positions: list[np.ndarray], n_total: int, n_out: int, sr: int) -> np.ndarray:
-    """(8, n_out) float32 microphone signals of sources given on the padded axis, cropped to the clip.
+def _render(groups: list[tuple[list[np.ndarray], list[np.ndarray]]], n_total: int, n_out: int, sr: int) -> list[np.ndarray]:
+    """(8, n_out) float32 microphone signals of each group ``(signals, positions)`` of sources,
+    given on the padded axis, cropped to the clip.
 
-    All sources of one component go through one batched rfft, the propagation and one irfft, in
-    single precision: the error is about 1e-7 of the signal's RMS (``test_simulate`` checks it
-    against a double-precision path), far below the 16-bit output's quantisation.
+    The sources of all groups go through one batched rfft (:func:`~asdlib.simulate.propagation._rfft_rows`:
+    each row's spectrum is what transforming it alone gives), then each group through the
+    propagation and one irfft, in single precision: the error is about 1e-7 of the signal's RMS
+    (``test_simulate`` checks it against a double-precision path), far below the 16-bit output's
+    quantisation.
     """
-    if not signals:
-        return np.zeros((N_MICS, n_out), dtype=np.float32)
-    stacked = np.empty((len(signals), n_total), dtype=np.float32)
-    for row, signal in zip(stacked, signals):
-        row[:] = signal
-    fade = _fade(2 * _FADE).astype(np.float32)
-    stacked[:, :_FADE] *= fade[:_FADE]
-    stacked[:, -_FADE:] *= fade[_FADE:]
-    spectra = propagate_spectra(stacked, np.stack(positions), sr=sr)
-    return sfft.irfft(spectra, n=n_total, axis=-1, overwrite_x=True)[:, _PAD : _PAD + n_out]
+    signals = [x for group, _ in groups for x in group]
+    if signals:
+        stacked = np.empty((len(signals), n_total), dtype=np.float32)
+        for row, signal in zip(stacked, signals):
+            row[:] = signal
+        fade = _fade(2 * _FADE).astype(np.float32)
+        stacked[:, :_FADE] *= fade[:_FADE]
+        stacked[:, -_FADE:] *= fade[_FADE:]
+        spectra = _rfft_rows(stacked)
+    out, start = [], 0
+    for group, positions in groups:
+        if not group:
+            out.append(np.zeros((N_MICS, n_out), dtype=np.float32))
+            continue
+        mics = _propagate_rfft(spectra[start : start + len(group)], np.stack(positions), n_total, sr=sr)
+        out.append(sfft.irfft(mics, n=n_total, axis=-1, overwrite_x=True)[:, _PAD : _PAD + n_out])
+        start += len(group)
+    return out
 
 
 def _power(x: np.ndarray) -> float:
@@ -201,18 +212,18 @@ def simulate_clip(
     n_total = sfft.next_fast_len(n_out + 2 * _PAD, real=True)
     t = (np.arange(n_total) - _PAD) / sr
 
-    # machine (normal sound)
+    # machine (normal sound) and background point sources (their own streams), rendered together
     sound = MODELS[machine](u, _stream(seed, _STREAM_MACHINE), t, sr)
     part_pos = u.component_positions()
-    machine8 = _render(list(sound.parts.values()), [part_pos[k] for k in sound.parts], n_total, n_out, sr)
-    p_machine = _power(machine8)
-
-    # background: point sources and microphone self-noise
     rng_bg = _stream(background_seed, _STREAM_BACKGROUND)
     layout = _background_layout(rng_bg)
     bg_raw = _background_signals([s["kind"] for s in layout], rng_bg, t, sr)  # their noises in one batched irfft
     bg_signals = [_db(s["level_db"]) * _unit_rms(x) for s, x in zip(layout, bg_raw)]
-    background8 = _render(bg_signals, [s["position"] for s in layout], n_total, n_out, sr)
+    machine8, background8 = _render([(list(sound.parts.values()), [part_pos[k] for k in sound.parts]),
+                                     (bg_signals, [s["position"] for s in layout])], n_total, n_out, sr)
+    p_machine = _power(machine8)
+
+    # microphone self-noise
     sensor_rms = np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10))
     sensor = np.empty(n_out)  # one channel at a time (the same draws as one (8, n_out) call), in cache
     for row in background8:
@@ -234,7 +245,7 @@ def simulate_clip(
     an_scale, p_an, anomaly8 = 0.0, 0.0, None
     if anomaly is not None:
         make = SPECTRAL_ANOMALIES[machine][an["type"]] if anomaly == "spectral" else SPATIAL_ANOMALIES[an["type"]]
-        anomaly8 = _render([make(u, sound, rng_an, t, sr)], [an["position"]], n_total, n_out, sr)
+        (anomaly8,) = _render([([make(u, sound, rng_an, t, sr)], [an["position"]])], n_total, n_out, sr)
         p_an = _power(anomaly8)
         an_scale = float(np.sqrt(p_machine * 10 ** (an["level_db"] / 10) / max(p_an, 1e-30)))
         anomaly8 *= np.float32(g * an_scale)

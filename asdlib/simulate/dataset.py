@@ -187,14 +187,16 @@ def _metadata_row(job: dict, duration_s: float, strength: float) -> dict:
 
 
 def _to_pcm16(audio: np.ndarray) -> np.ndarray:
-    """(channels, n) float in [-1, 1] -> (n, channels) int16: ``round(x * 32768)``, clipped to int16.
+    """(channels, n) float32 in [-1, 1] -> (n, channels) int16: ``round(x * 32768)``, clipped to int16.
 
     Done here rather than by libsndfile so that the stored samples do not depend on its version; a
     reader that divides by 32768 (soundfile, librosa) gets back ``x`` within half a step.
     """
-    q = np.rint(audio * np.float32(32768.0))
+    q = np.empty(audio.shape[::-1], dtype=np.float32)
+    np.multiply(audio.T, np.float32(32768.0), out=q)  # transposed in the first pass
+    np.rint(q, out=q)
     np.clip(q, -32768, 32767, out=q)
-    return np.ascontiguousarray(q.astype(np.int16).T)
+    return q.astype(np.int16)
 
 
 def _write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:

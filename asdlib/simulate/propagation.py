@@ -146,9 +146,31 @@ def propagate_spectra(
     mics = MIC_POSITIONS if mics is None else np.asarray(mics, dtype=float)
     if signals.shape[0] != positions.shape[0] or positions.shape[1] != 3:
         raise ValueError(f"signals {signals.shape} and positions {positions.shape} must be (S, n) and (S, 3)")
-    n = signals.shape[1]
-    delays, dist = _delays_and_distances(positions, mics, sr, c)
-    return _mix_at_mics(sfft.rfft(signals, axis=-1), delays, dist, n)
+    return _propagate_rfft(_rfft_rows(signals), positions, signals.shape[1], sr=sr, mics=mics, c=c)
+
+
+def _rfft_rows(signals: np.ndarray) -> np.ndarray:
+    """``scipy.fft.rfft(signals, axis=-1)`` of (S, n) rows, padded with zero rows where that is faster.
+
+    pocketfft transforms rows four at a time with SIMD and the rest one at a time, about 3.4x
+    slower per row (162,000 float32 samples: 1.41 ms for 4 rows, 2.4 ms for 2, 3.6 ms for 3), and
+    each row's spectrum is bit-identical either way (``test_simulate`` checks it). So a batch whose
+    last group has 2 or 3 rows is padded to a multiple of 4.
+    """
+    n_rows = signals.shape[0]
+    if n_rows % 4 < 2:
+        return sfft.rfft(signals, axis=-1)
+    padded = np.zeros((n_rows + 4 - n_rows % 4, signals.shape[1]), dtype=signals.dtype)
+    padded[:n_rows] = signals
+    return sfft.rfft(padded, axis=-1)[:n_rows]
+
+
+def _propagate_rfft(spectra: np.ndarray, positions: np.ndarray, n: int, *, sr: int = SR, mics: np.ndarray | None = None,
+                    c: float = SPEED_OF_SOUND) -> np.ndarray:
+    """:func:`propagate_spectra` from the sources' rfft ``spectra`` (S, n // 2 + 1) of signals of length ``n``."""
+    mics = MIC_POSITIONS if mics is None else np.asarray(mics, dtype=float)
+    delays, dist = _delays_and_distances(np.atleast_2d(np.asarray(positions, dtype=float)), mics, sr, c)
+    return _mix_at_mics(spectra, delays, dist, n)
 
 
 def propagate(
