@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for name, module in variants.items():
             for key, jobs in ((name, args.jobs), (f"{name}_1proc", 1)):
-                if jobs == 1 and args.no_single:
-                    continue
+                if key.endswith("_1proc") and (args.no_single or args.jobs == 1):
+                    continue  # not asked for, or the same as the first timing
                 wall, cpu_s = _time(module, n_normal, n_abnormal, args.duration, jobs)
                 times.setdefault(key, []).append(wall)
                 cpu.setdefault(key, []).append(cpu_s)
