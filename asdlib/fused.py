@@ -617,6 +617,10 @@ class _CudaGraphStep:
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """One training step on the batch of indices ``idx`` (K, b); returns the models' losses (K,)."""
+        with torch.cuda.device(idx.device):  # capture and streams on the tensors' GPU (cuda:k of a Dask worker)
+            return self._step(idx)
+
+    def _step(self, idx: torch.Tensor) -> torch.Tensor:
         self.n_calls += 1
         if self.n_calls <= self.warmup:
             side = torch.cuda.Stream(device=idx.device)
