@@ -164,8 +164,8 @@ def resolve_compile(compile: bool | None, work: int, device: torch.device | None
     None or CPU) on 2 or more threads and ``work`` (training steps x networks) reaches
     :data:`COMPILE_MIN_WORK`. On a GPU the default is off: there the step is replayed as a CUDA
     graph (:func:`resolve_cuda_graphs`), whose launch saving the compiled kernels barely add to
-    (on an H200, one epoch of the paper's grid in 1.60 s with them and 1.71 s without, compilation
-    not counted).
+    (on an H200, a one-epoch run of the paper's grid took 1.60 s with them, already compiled, and
+    1.71 s without).
 
     Measured on 2 busy cores, paired: the compiled kernels make a 17-network step 1.13-1.17x
     faster on 2 threads, and 0.93-0.96x (slower) on one thread, where the hand-written in-place
@@ -598,8 +598,9 @@ class _CudaGraphStep:
     they allocate the gradients, workspaces and Adam's state, and let cuBLAS set itself up, as
     capture requires); the next call captures the step and replays it, and every later call copies
     its batch indices into the graph's index buffer and replays. The optimizer must be
-    ``capturable`` (its step count lives on the GPU). With ``compile=True`` the stack's BatchNorm/ReLU passes are its ``torch.compile`` d kernels,
-    compiled in the warm-up calls and captured like the rest.
+    ``capturable`` (its step count lives on the GPU). With ``compile=True`` the stack's
+    BatchNorm/ReLU passes are its ``torch.compile`` d kernels, compiled in the warm-up calls and
+    captured like the rest. If capture fails, a warning says why and the step runs eagerly.
     """
 
     def __init__(self, stack: StackedAutoencoders, gather: _Gatherer, optimizer: torch.optim.Optimizer, warmup: int = 3):
