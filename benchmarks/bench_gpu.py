@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import GRID, PAPER_VECTORS, emit, synthetic_features, train_flops  # noqa: E402
+from bench_training import GRID, PAPER_VECTORS, emit, matmul_rate, n_train, synthetic_features, train_flops  # noqa: E402
 
 from asdlib.config import Config  # noqa: E402
 from asdlib.fused import n_steps_per_epoch, train_fused  # noqa: E402
@@ -83,16 +83,7 @@ def main() -> None:
     emit("machine", torch=torch.__version__, gpu=props.name, memory_gb=round(props.total_memory / 2**30, 1),
          multiprocessors=props.multi_processor_count)
 
-    a, b = torch.randn(4096, 4096, device=device), torch.randn(4096, 4096, device=device)
-    best = float("inf")
-    for _ in range(12):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    emit("matmul_rate", gflops=round(2 * 4096**3 / best / 1e9), tf32=torch.backends.cuda.matmul.allow_tf32)
-    del a, b
+    emit("matmul_rate", gflops=round(matmul_rate(device, n=4096)), tf32=torch.backends.cuda.matmul.allow_tf32)
 
     small = Config(epochs=3, batch_size=256)
     ways = {"eager": (False, False), "cuda_graphs": (True, False), "cuda_graphs_compiled": (True, True)}
@@ -120,7 +111,7 @@ def main() -> None:
              steps_per_second=round(steps / per_epoch[way]))
 
     paper = Config(epochs=5 if args.quick else 50, batch_size=256)
-    n_train_vectors = n_vectors - int(round(paper.validation_split * n_vectors))
+    n_train_vectors = n_train(n_vectors, paper)
     model_vectors = n_train_vectors * paper.epochs * len(GRID)
     flops = sum(train_flops(len(s.inputs), paper) for s in GRID) * n_train_vectors * paper.epochs
     for way in sorted(per_epoch, key=per_epoch.get)[: 2 if args.both else 1]:
@@ -130,6 +121,7 @@ def main() -> None:
              model_vectors_per_second=round(model_vectors / seconds), tflops=round(flops / seconds / 1e12, 2),
              projected_paper_hours=round(seconds * PAPER_MACHINES * PAPER_SEEDS / 3600, 2),
              final_train_loss=round(sum(h.train_loss[-1] for _, h in trained) / len(trained), 3))
+
 
 if __name__ == "__main__":
     main()

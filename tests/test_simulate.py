@@ -419,7 +419,7 @@ def test_background_noises_in_one_batch_are_the_signals_drawn_one_at_a_time():
     t = (np.arange(8000) - 256) / sim.SR
     batch_rng, alone_rng = np.random.default_rng(7), np.random.default_rng(7)
     batch = machines._background_signals(kinds, batch_rng, t, sim.SR)
-    alone = [machines._background_signal(kind, alone_rng, t, sim.SR) for kind in kinds]
+    alone = [machines._background_signals([kind], alone_rng, t, sim.SR)[0] for kind in kinds]
     for kind, x, y in zip(kinds, batch, alone):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-6 * np.sqrt(np.mean(y**2)), err_msg=kind)
     assert batch_rng.random() == alone_rng.random()

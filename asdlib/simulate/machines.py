@@ -288,8 +288,3 @@ def _background_signals(kinds: Sequence[str], rng: np.random.Generator, t: np.nd
         return []
     noises = _noises(np.stack([spectrum for spectrum, _ in drawn]), t.size)
     return [finish(noise) for (_, finish), noise in zip(drawn, noises)]
-
-
-def _background_signal(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> np.ndarray:
-    """The signal of one background source of ``kind`` (see :func:`_background_source`)."""
-    return _background_signals([kind], rng, t, sr)[0]

@@ -143,7 +143,6 @@ def propagate_spectra(
     if signals.dtype != np.float32:
         signals = signals.astype(float, copy=False)
     positions = np.atleast_2d(np.asarray(positions, dtype=float))
-    mics = MIC_POSITIONS if mics is None else np.asarray(mics, dtype=float)
     if signals.shape[0] != positions.shape[0] or positions.shape[1] != 3:
         raise ValueError(f"signals {signals.shape} and positions {positions.shape} must be (S, n) and (S, 3)")
     return _propagate_rfft(_rfft_rows(signals), positions, signals.shape[1], sr=sr, mics=mics, c=c)
