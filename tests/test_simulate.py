@@ -463,6 +463,74 @@ def test_propagate_spectra_single_precision_matches_double():
     assert np.max(np.abs(single - double)) < 1e-5 * np.max(np.abs(double))
 
 
+def _numpy_mix_at_mics(spectra, delays, dist, n):
+    """The propagation's sum over sources as NumPy passes (the code before the compiled kernel)."""
+    from asdlib.simulate.propagation import _BLOCK, _ramp_factors
+
+    n_src, n_bins = spectra.shape
+    n_blocks = -(-n_bins // _BLOCK)
+    padded = np.zeros((n_src, n_blocks * _BLOCK), dtype=spectra.dtype)
+    padded[:, :n_bins] = spectra
+    if n % 2 == 0:
+        padded[:, n_bins - 1] = 0.0
+    padded = padded.reshape(n_src, n_blocks, _BLOCK)
+    out = np.empty((dist.shape[1], n_blocks, _BLOCK), dtype=spectra.dtype)
+    tmp = np.empty_like(out)
+    for s in range(n_src):
+        fine, coarse = _ramp_factors(delays[s], n)
+        fine = fine.astype(spectra.dtype)[:, None, :]
+        coarse = (coarse / dist[s][:, None]).astype(spectra.dtype)[:, :, None]
+        np.multiply(fine, padded[s, None], out=tmp if s else out)
+        (tmp if s else out)[...] *= coarse
+        if s:
+            out += tmp
+    return out.reshape(dist.shape[1], -1)[:, :n_bins]
+
+
+def _numpy_multiplies_complex_with_fma() -> bool:
+    x = np.random.default_rng(1).standard_normal((4, 4096)).astype(np.float32)
+    a, b = (x[0] + 1j * x[1]).astype(np.complex64), (x[2] + 1j * x[3]).astype(np.complex64)
+    fma_real = (a.real.astype(float) * b.real - (a.imag * b.imag).astype(float)).astype(np.float32)
+    return bool(np.array_equal((a * b).real, fma_real))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("n", [16200, 16201])
+def test_mix_at_mics_is_numpys_arithmetic(dtype, n):
+    """The compiled sum over sources (asdlib.simulate.kernels) is NumPy's multiply, multiply, add,
+    bin by bin: bit for bit where NumPy multiplies complex numbers with FMA (x86-64 with AVX2, which
+    our machines have), to rounding elsewhere. A last partial block and the Nyquist bin included."""
+    from asdlib.simulate.propagation import _delays_and_distances, _mix_at_mics
+
+    rng = np.random.default_rng(5)
+    for n_src in (1, 3, 6):
+        n_bins = n // 2 + 1
+        spectra = (rng.standard_normal((n_src, n_bins)) + 1j * rng.standard_normal((n_src, n_bins))).astype(dtype)
+        positions = rng.uniform(-4.0, 4.0, (n_src, 3))
+        delays, dist = _delays_and_distances(positions, sim.MIC_POSITIONS, sim.SR, 343.0)
+        fast, reference = _mix_at_mics(spectra, delays, dist, n), _numpy_mix_at_mics(spectra, delays, dist, n)
+        assert fast.shape == reference.shape == (8, n_bins) and fast.dtype == dtype
+        if _numpy_multiplies_complex_with_fma():
+            assert np.array_equal(fast, reference), n_src
+        else:
+            np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 1_000_003])
+def test_standard_normal_kernel_draws_numpys_numbers_and_leaves_its_state(size):
+    """kernels._standard_normal (numba's port of NumPy's ziggurat) gives rng.standard_normal's draws,
+    tails beyond the ziggurat's last layer (|x| > 3.65) included, and the generator goes on as NumPy's."""
+    from asdlib.simulate.kernels import _standard_normal
+
+    ours, numpys = (np.random.default_rng(np.random.SeedSequence(9, spawn_key=(1,))) for _ in range(2))
+    ours.uniform(size=3), numpys.uniform(size=3)
+    out, expected = np.empty(size), numpys.standard_normal(size)
+    _standard_normal(ours, out)
+    assert np.array_equal(out, expected)
+    assert size < 10**6 or np.abs(out).max() > 3.65
+    assert np.array_equal(ours.standard_normal(5), numpys.standard_normal(5))
+
+
 # ---------------------------------------------------------------------------------------------
 # determinism
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from ..fileio import atomic_path, atomic_write_text, check_space, no_space_error
 from ..geometry import N_MICS, SR
 from ..memory import tune_malloc
 from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
+from . import kernels
 from .clip import _check_strength, clip_layout, simulate_clip
 from .machines import MACHINE_IDS
 
@@ -300,6 +301,7 @@ def simulate_dataset(
     clipped = []
     try:
         if n_jobs > 1 and len(tasks) > 1:
+            kernels.load()  # once here, inherited by the forked workers
             with ProcessPoolExecutor(max_workers=n_jobs, initializer=tune_malloc) as pool:
                 for path, peak in pool.map(_make_file, tasks, chunksize=1):
                     clipped += [(path, peak)] if peak > 1.0 else []

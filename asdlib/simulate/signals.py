@@ -10,6 +10,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.signal import fftconvolve
 
+from .kernels import _standard_normal
+
 _TWO_PI = 2.0 * np.pi
 
 
@@ -87,7 +89,8 @@ def _noise_spectrum(rng: np.random.Generator, n: int, shape: np.ndarray | None =
     All of the noise's random draws happen here; :func:`_noises` turns spectra into signals.
     """
     n_bins = n // 2 + 1
-    draws = rng.standard_normal(2 * n_bins)  # the real parts, then the imaginary parts
+    draws = np.empty(2 * n_bins)  # the real parts, then the imaginary parts
+    _standard_normal(rng, draws)  # rng.standard_normal(out=draws), faster
     spectrum = np.empty(n_bins, dtype=np.complex64)  # single precision: ~1e-7 of the RMS
     parts = spectrum.view(np.float32).reshape(n_bins, 2)
     parts[:, 0] = draws[:n_bins]
