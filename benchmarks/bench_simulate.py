@@ -1,6 +1,6 @@
 """Simulator throughput: clips per second of 10 s, 8-channel audio written as a MIMII-layout data set.
 
-Run ``.venv/bin/python benchmarks/bench_simulate.py [--clips 48] [--jobs 2] [--duration 10]``.
+Run ``.venv/bin/python benchmarks/bench_simulate.py [--clips 96] [--jobs 2] [--duration 10]``.
 Prints one JSON line (a script, not a test).
 
 It times :func:`asdlib.simulate.simulate_dataset` writing ``--clips`` clips (all four machine
@@ -62,7 +62,7 @@ def _time(module, n_normal: int, n_abnormal: int, duration_s: float, n_jobs: int
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clips", type=int, default=48, help="clips per timing (default 48)")
+    p.add_argument("--clips", type=int, default=96, help="clips per timing (default 96)")
     p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per clip (default 10)")
     p.add_argument("--repeats", type=int, default=1, help="timings per variant; medians reported (default 1)")
