@@ -75,13 +75,10 @@ def _mix_at_mics(spectra: np.ndarray, delays: np.ndarray, dist: np.ndarray, n: i
     n_src, n_bins = spectra.shape
     n_mics = dist.shape[1]
     dtype = spectra.dtype
-    n_blocks = -(-n_bins // _BLOCK)
-    fine = np.empty((n_src, n_mics, _BLOCK), dtype=dtype)
-    coarse = np.empty((n_src, n_mics, n_blocks), dtype=dtype)
-    for s in range(n_src):
-        f, c = _ramp_factors(delays[s], n)
-        fine[s] = f
-        coarse[s] = c / dist[s][:, None]  # spherical spreading folded into the coarse ramp
+    fine, coarse = _ramp_factors(delays.ravel(), n)  # every source to every microphone: (S * M, ...)
+    coarse /= dist.reshape(-1, 1)  # spherical spreading folded into the coarse ramp
+    fine = fine.astype(dtype).reshape(n_src, n_mics, -1)
+    coarse = coarse.astype(dtype).reshape(n_src, n_mics, -1)
     out = np.empty((n_mics, n_bins), dtype=dtype)
     _mix_sources(np.ascontiguousarray(spectra), fine, coarse, n % 2 == 0, out)
     return out
