@@ -46,7 +46,10 @@ CPU this matters: freshly allocated memory costs a page fault per 4 KiB on first
 than the arithmetic of the element-wise operations. The formulas are the textbook ones, written
 next to the code; ``tests/test_fused.py`` checks whole short runs against autograd
 (``train_model_autograd``) in float64, and ``tests/test_train.py`` every step of a full epoch of
-real features, from identical states, in float64 and float32. With ``compile=True`` the
+real features, from identical states, in float64 and float32. On one torch thread (how the
+runner trains grids) the BatchNorm/ReLU layers run as the compiled loops of :mod:`asdlib.train_kernels`
+instead of PyTorch passes: the same formulas, three passes each way over one network's block at a
+time while it stays in the cache. With ``compile=True`` the
 BatchNorm/ReLU passes of full batches run as ``torch.compile`` d kernels of the same formulas
 (:func:`_bn_relu_forward_math`, :func:`_bn_relu_backward_math`).
 
@@ -64,6 +67,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .train_kernels import bn_relu_backward, bn_relu_forward
 from .config import Config
 from .modelspec import ModelSpec, grid_inputs
 from .train import History, TrainingDivergedError, _check_finite, batch_plan, init_model
@@ -167,9 +171,10 @@ def resolve_compile(compile: bool | None, work: int, device: torch.device | None
     (on an H200, a one-epoch run of the paper's grid took 1.60 s with them, already compiled, and
     1.71 s without).
 
-    Measured on 2 busy cores, paired: the compiled kernels make a 17-network step 1.13-1.17x
+    Measured on 2 busy cores, paired: the compiled kernels made a 17-network step 1.13-1.17x
     faster on 2 threads, and 0.93-0.96x (slower) on one thread, where the hand-written in-place
-    passes cost little beside the matrix products. Compiling costs 5-20 s once per process (2-5 s
+    passes cost little beside the matrix products; on 2 quiet cores (2026-11-26) the 2-thread
+    training rate was 0.97-1.00x. Compiling costs 5-20 s once per process (2-5 s
     with torch's warm on-disk cache), paid back in runs from about :data:`COMPILE_MIN_WORK`
     (the paper's grid, 50 epochs: about 900,000). ``benchmarks/bench_training.py`` prints the
     ratio on the machine at hand.
@@ -183,6 +188,11 @@ def resolve_compile(compile: bool | None, work: int, device: torch.device | None
         return True
     on_cpu = device is None or torch.device(device).type == "cpu"
     return on_cpu and torch.get_num_threads() >= 2 and work >= COMPILE_MIN_WORK
+
+
+def _array(t: torch.Tensor):
+    """The NumPy view of a CPU tensor (no copy), for the compiled loops."""
+    return t.detach().numpy()
 
 
 class _Workspace:
@@ -219,6 +229,13 @@ class StackedAutoencoders(nn.Module):
         instead of the hand-written in-place passes: the same formulas, fewer passes over memory.
         If compilation fails (no C++ compiler, unsupported platform), a warning says why and the
         hand-written passes are used.
+    cpu_kernels : bool
+        With CPU tensors and one torch thread (how :mod:`asdlib.runner` trains grids: one per core),
+        run the BatchNorm + ReLU layers that ``compile`` does not take as the compiled loops of
+        :mod:`asdlib.train_kernels` (three passes each way over one network's block at a time)
+        instead of the hand-written PyTorch passes: the same formulas, to rounding. Measured on 2 cores,
+        paired: a 17-network step 3 % faster on one thread; with two threads the loops (one thread)
+        were slower than PyTorch's passes (on both), so they are not used there.
 
     Attributes
     ----------
@@ -233,10 +250,12 @@ class StackedAutoencoders(nn.Module):
         The weight ``w_m`` of each network's reconstruction error.
     """
 
-    def __init__(self, models: list[nn.Module], weights: list[list[float]], config: Config, compile: bool = False):
+    def __init__(self, models: list[nn.Module], weights: list[list[float]], config: Config, compile: bool = False,
+                 cpu_kernels: bool = True):
         super().__init__()
         self.config = config
         self.compile = compile
+        self.cpu_kernels = cpu_kernels
         self.compile_seconds = 0.0
         self.cuda_graphs = False  # set by fit_models
         self._compiled_shapes: set = set()
@@ -367,6 +386,7 @@ class StackedAutoencoders(nn.Module):
         """
         n, b, d = x.shape
         layers = self.layers()
+        kernels = self.cpu_kernels and x.device.type == "cpu" and torch.get_num_threads() == 1
         for p in self.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -379,7 +399,10 @@ class StackedAutoencoders(nn.Module):
             inputs.append(h)
             compiled = self.compile and layer.width >= 32 and b == self.config.batch_size
             out = self._bn_relu_forward_compiled(layer, h, ws.pre[j]) if compiled else None
-            if out is None:  # hand-written passes in the workspace
+            if out is None and kernels:  # compiled loops in the workspace
+                saved.append(self._bn_relu_forward_kernel(layer, h, ws.pre[j], ws.act[j]))
+                h = ws.act[j]
+            elif out is None:  # hand-written passes in the workspace
                 saved.append(self._bn_relu_forward(layer, h, ws.pre[j], ws.act[j]))
                 h = ws.act[j]
             else:
@@ -394,17 +417,20 @@ class StackedAutoencoders(nn.Module):
         self._linear_backward(out, grad, h, ws.grad[h.shape[2]])  # h: last act (workspace or compiled)
         for j in reversed(range(len(layers) - 1)):
             layer, grad_out = layers[j], ws.grad[layers[j].width]
+            bias_done = False  # whether the BatchNorm backward also wrote the Linear bias's gradient
             if isinstance(saved[j], tuple):  # (act, mean, invstd) of the compiled forward
                 grad = self._bn_relu_backward_compiled(layer, grad_out, ws.pre[j], *saved[j])
+            elif kernels:
+                grad, bias_done = self._bn_relu_backward_kernel(layer, grad_out, ws.pre[j], ws.act[j], saved[j]), True
             else:
                 grad = self._bn_relu_backward(layer, grad_out, ws.pre[j], ws.act[j], saved[j])  # at the Linear output
             if j == 0:
-                self._linear_backward(layer, grad, inputs[j], None)  # no gradient for the data
+                self._linear_backward(layer, grad, inputs[j], None, bias_done)  # no gradient for the data
             elif j == self.n_enc:
-                grad_in = self._linear_backward(layer, grad, inputs[j], grad.new_empty(inputs[j].shape))
+                grad_in = self._linear_backward(layer, grad, inputs[j], grad.new_empty(inputs[j].shape), bias_done)
                 self._split_latent_grad(grad_in, ws.grad[layers[j - 1].width])
             else:
-                self._linear_backward(layer, grad, inputs[j], ws.grad[inputs[j].shape[2]])
+                self._linear_backward(layer, grad, inputs[j], ws.grad[inputs[j].shape[2]], bias_done)
         return self.combine(sse, b * d)
 
     def _call_compiled(self, name: str, *args):
@@ -482,11 +508,31 @@ class StackedAutoencoders(nn.Module):
         g.sub_(layer.beta.grad, alpha=1 / n_b).addcmul_(xhat, layer.gamma.grad, value=-1 / n_b)
         return g.mul_(layer.gamma * invstd)
 
+    def _bn_relu_forward_kernel(self, layer: _Layer, h_in: torch.Tensor, pre: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """:meth:`_bn_relu_forward` by :func:`asdlib.train_kernels.bn_relu_forward` (CPU): the same
+        outputs and running statistics in three passes over each network's block."""
+        a = torch.bmm(h_in, layer.weight.transpose(1, 2), out=pre)  # (N, b, C), a - bias
+        invstd = a.new_empty(a.shape[0], 1, a.shape[2])
+        bn_relu_forward(_array(a), _array(layer.gamma), _array(layer.beta), self.config.bn_eps, self.config.bn_momentum,
+                        _array(layer.bias), _array(layer.running_mean), _array(layer.running_var), _array(act), _array(invstd))
+        return invstd
+
     @staticmethod
-    def _linear_backward(layer: _Layer, grad: torch.Tensor, h_in: torch.Tensor, grad_in: torch.Tensor | None) -> torch.Tensor | None:
-        """``a = h_in Wᵀ + bias``: ``dW = gradᵀ h_in``, ``dbias = Σ_b grad``, ``dh_in = grad W`` (into ``grad_in``)."""
+    def _bn_relu_backward_kernel(layer: _Layer, grad_act: torch.Tensor, xhat: torch.Tensor, act: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
+        """:meth:`_bn_relu_backward` by :func:`asdlib.train_kernels.bn_relu_backward` (CPU), which also
+        writes the Linear bias's gradient; returns ``act``, overwritten with the gradient at the Linear output."""
+        bn_relu_backward(_array(grad_act), _array(act), _array(xhat), _array(layer.gamma), _array(invstd),
+                         _array(layer.gamma.grad), _array(layer.beta.grad), _array(layer.bias.grad))
+        return act
+
+    @staticmethod
+    def _linear_backward(layer: _Layer, grad: torch.Tensor, h_in: torch.Tensor, grad_in: torch.Tensor | None,
+                         bias_done: bool = False) -> torch.Tensor | None:
+        """``a = h_in Wᵀ + bias``: ``dW = gradᵀ h_in``, ``dbias = Σ_b grad`` (unless ``bias_done``),
+        ``dh_in = grad W`` (into ``grad_in``)."""
         torch.bmm(grad.transpose(1, 2), h_in, out=layer.weight.grad)  # (N, out, in)
-        torch.sum(grad, dim=1, keepdim=True, out=layer.bias.grad)
+        if not bias_done:
+            torch.sum(grad, dim=1, keepdim=True, out=layer.bias.grad)
         return None if grad_in is None else torch.bmm(grad, layer.weight, out=grad_in)
 
     @torch.no_grad()
@@ -706,6 +752,7 @@ def fit_models(
     n_steps = 0
     bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
+        epoch_start = time.perf_counter()
         batches = [p.epoch() for p in plans]  # each model's own batches, in its own order
         sizes = [len(b) for b in batches[0]]  # the same for all: same n_vectors and batch size
         order = torch.stack([torch.cat(bs) for bs in batches]).to(device)  # (K, n_used)
@@ -723,10 +770,12 @@ def fit_models(
         n_steps += len(sizes)
         train_loss = (running / offset).tolist()
         val_loss = _validate(stack, gather, val_idx, config.input_dim, config.batch_size).tolist()
+        epoch_seconds = time.perf_counter() - epoch_start
         for name, hist, tl, vl in zip(names, histories, train_loss, val_loss):
             _check_finite(tl, name, epoch)
             hist.train_loss.append(tl)
             hist.val_loss.append(vl)
+            hist.epoch_seconds.append(epoch_seconds)
         bar.set_postfix(loss=f"{sum(train_loss) / len(models):.3f}", val=f"{sum(val_loss) / len(models):.3f}")
     stack.copy_to(models, n_steps)
     seconds = (time.perf_counter() - start) / len(models)

@@ -71,14 +71,21 @@ def batch_plan(n_vectors: int, config: Config, seed: int) -> BatchPlan:
 
 @dataclass
 class History:
-    """Per-epoch mean training loss and validation loss, and the wall time."""
+    """Per-epoch mean training loss and validation loss, and the wall times.
+
+    ``seconds`` is the run's wall time (for models trained together, divided by their number);
+    ``epoch_seconds`` the wall time of each epoch, its validation pass included (for models trained
+    together, the whole stack's epoch: one step trains them all). Set-up before the first epoch
+    (initial weights, the stack, the plans) is in ``seconds`` only.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"train_loss": self.train_loss, "val_loss": self.val_loss, "seconds": self.seconds}
+        return {"train_loss": self.train_loss, "val_loss": self.val_loss, "seconds": self.seconds, "epoch_seconds": self.epoch_seconds}
 
 
 def _check_finite(value: float, name: str, epoch: int) -> None:
@@ -189,6 +196,7 @@ def train_model_autograd(
     history = History()
     bar = tqdm(range(config.epochs), desc=name, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
+        epoch_start = time.perf_counter()
         model.train()
         running = torch.zeros((), dtype=torch.float64, device=device)
         n_seen = 0
@@ -205,6 +213,7 @@ def train_model_autograd(
         _check_finite(train_loss, name, epoch)
         history.train_loss.append(train_loss)
         history.val_loss.append(evaluate_loss(model, inputs, weights, val_idx))
+        history.epoch_seconds.append(time.perf_counter() - epoch_start)
         bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{history.val_loss[-1]:.3f}")
     history.seconds = time.perf_counter() - start
     model.eval()

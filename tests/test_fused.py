@@ -81,6 +81,12 @@ def test_fused_histories_equal_separate_training(float64_runs):
         np.testing.assert_allclose(f_hist.val_loss, s_hist.val_loss, rtol=1e-10)
         assert f_hist.train_loss[-1] < f_hist.train_loss[0]  # it learns
         assert f_hist.seconds > 0
+    n_models = len(fused)
+    for hist in [h for _, h in fused] + [h for _, h in separate]:  # each epoch's wall time, set-up excluded
+        assert len(hist.epoch_seconds) == config.epochs and min(hist.epoch_seconds) > 0
+    assert sum(fused[0][1].epoch_seconds) <= fused[0][1].seconds * n_models  # one stack: the same epochs for all
+    assert all(h.epoch_seconds == fused[0][1].epoch_seconds for _, h in fused)
+    assert sum(separate[0][1].epoch_seconds) <= separate[0][1].seconds
 
 
 def test_fused_clip_scores_equal_separate_training(float64_runs):
@@ -214,6 +220,66 @@ def test_compiled_kernels_do_the_same_step():
     torch.testing.assert_close(got_losses, ref_losses, rtol=1e-12, atol=0)
     for name, value in ref.items():
         torch.testing.assert_close(got[name], value, rtol=1e-9, atol=1e-12, msg=name)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Train on one torch thread, as the runner's grid workers do (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype, batch", [(torch.float64, 32), (torch.float64, 23), (torch.float32, 32)])
+def test_cpu_kernels_do_the_same_step(one_torch_thread, monkeypatch, dtype, batch):
+    """On one thread the BatchNorm/ReLU layers run as asdlib.train_kernels' loops: the PyTorch
+    passes' losses, gradients and running statistics, to rounding (in the arrays' own precision)."""
+    import asdlib.fused as fused
+
+    calls = {"forward": 0, "backward": 0}
+
+    def counted(name, fn):
+        def wrapper(*args):
+            calls[name] += 1
+            return fn(*args)
+        return wrapper
+
+    monkeypatch.setattr(fused, "bn_relu_forward", counted("forward", fused.bn_relu_forward))
+    monkeypatch.setattr(fused, "bn_relu_backward", counted("backward", fused.bn_relu_backward))
+    config = Config(batch_size=batch)
+    models = [init_model(s, config, 0).to(dtype) for s in SPECS]
+    weights = [s.weights for s in SPECS]
+    passes = StackedAutoencoders(models, weights, config, cpu_kernels=False)
+    loops = StackedAutoencoders(models, weights, config, cpu_kernels=True)
+    x = make_features(batch, dtype)["mic0"].expand(passes.n_networks, batch, 640).contiguous()
+    for _ in range(2):  # the second step starts from the running statistics the first one left
+        ref_losses, ref = _one_step(passes, x)
+        got_losses, got = _one_step(loops, x)
+    n_bn = sum(layer.gamma is not None for layer in loops.layers())
+    assert calls == {"forward": 2 * n_bn, "backward": 2 * n_bn}
+    rtol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-5)
+    torch.testing.assert_close(got_losses, ref_losses, rtol=rtol, atol=0)
+    for name, value in ref.items():
+        # a Linear bias before a BatchNorm has a gradient of exactly 0 in exact arithmetic: both
+        # ways give rounding noise there (1e-16 in float64, 1e-7 in float32), so only atol applies
+        torch.testing.assert_close(got[name], value, rtol=rtol, atol=atol, msg=name)
+
+
+def test_one_thread_fused_training_equals_separate_training(one_torch_thread):
+    """The whole fused run on one thread (BatchNorm as compiled loops) still trains each model as
+    autograd does alone, to float64 rounding."""
+    features = make_features(997, torch.float64)
+    config = Config(epochs=2, batch_size=128)
+    fused = train_fused(SPECS[:2], SEEDS[:2], features, config, progress=False)
+    separate = train_separately(features, config, SPECS[:2], SEEDS[:2])
+    for spec, (f_model, f_hist), (s_model, s_hist) in zip(SPECS, fused, separate):
+        np.testing.assert_allclose(f_hist.train_loss, s_hist.train_loss, rtol=1e-9)
+        for key, ref in s_model.state_dict().items():
+            if key.endswith("num_batches_tracked"):
+                continue
+            err = (f_model.state_dict()[key] - ref).abs().max().item()
+            assert err <= 1e-7 * max(ref.abs().max().item(), 1e-3), f"{spec.name} {key}: max |fused - separate| = {err:.2e}"
 
 
 def test_compile_failure_falls_back_with_a_warning(monkeypatch):
