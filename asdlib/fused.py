@@ -67,10 +67,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .train_kernels import bn_relu_backward, bn_relu_forward
 from .config import Config
 from .modelspec import ModelSpec, grid_inputs
 from .train import History, TrainingDivergedError, _check_finite, batch_plan, init_model
+from .train_kernels import bn_relu_backward, bn_relu_forward
 
 __all__ = ["train_fused", "fit_models", "StackedAutoencoders", "TrainingDivergedError", "check_tensors", "resolve_compile",
            "resolve_cuda_graphs"]
@@ -233,9 +233,9 @@ class StackedAutoencoders(nn.Module):
         With CPU tensors and one torch thread (how :mod:`asdlib.runner` trains grids: one per core),
         run the BatchNorm + ReLU layers that ``compile`` does not take as the compiled loops of
         :mod:`asdlib.train_kernels` (three passes each way over one network's block at a time)
-        instead of the hand-written PyTorch passes: the same formulas, to rounding. Measured on 2 cores,
-        paired: a 17-network step 3 % faster on one thread; with two threads the loops (one thread)
-        were slower than PyTorch's passes (on both), so they are not used there.
+        instead of the hand-written PyTorch passes: the same formulas, to rounding. Measured on 2
+        cores, paired: an epoch of the 9-model grid 4 % faster on one thread; with two threads the
+        loops (on one) were no faster than PyTorch's passes (on both), so they are not used there.
 
     Attributes
     ----------

@@ -7,16 +7,16 @@ PyTorch operations, one layer's forward and backward take about 25 passes over `
 streaming the whole ``(N, b, C)`` array through the cache. These loops take one network at a time,
 whose ``b x C`` block (128 KiB in float32 for the paper's 256 x 128) stays in the core's L2 cache
 between passes, and do the whole layer in three passes each way: the same formulas
-(the textbook BatchNorm and ReLU, as :meth:`StackedAutoencoders._bn_relu_forward` and
-:meth:`~StackedAutoencoders._bn_relu_backward` write them with PyTorch), in the arrays' own
+(the textbook BatchNorm and ReLU, as :meth:`asdlib.fused.StackedAutoencoders._bn_relu_forward` and
+:meth:`~asdlib.fused.StackedAutoencoders._bn_relu_backward` write them with PyTorch), in the arrays' own
 precision, summed in another order, so the results agree with those to rounding
 (``tests/test_fused.py::test_cpu_kernels_do_the_same_step``; the Linear bias's gradient,
 exactly zero in exact arithmetic, is rounding noise either way).
 
 The loops run on one thread. The fused trainer uses them when torch runs on one thread, as the
-runner's grids do (one per core): there a 17-network step took 3 % less time (paired, on 2 cores).
-With two threads PyTorch's passes, which use both, were faster, and the trainer keeps them. The
-loops compile on first use and are cached on disk (``cache=True``).
+runner's grids do (one per core): there an epoch of the 9-model grid took 4 % less time (paired,
+on 2 cores). With two threads PyTorch's passes, which use both, were as fast or faster, and the
+trainer keeps them. The loops compile on first use and are cached on disk (``cache=True``).
 """
 from __future__ import annotations
 
