@@ -388,7 +388,7 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
         for pair, group in sm[sm["model"] == "dual"].groupby("mic_pair"):
             top = group.loc[group["mean"].idxmax()]
             row[f"best {pair}"] = top["mean"]
-            row[f"α {pair}"] = top["alpha"]
+            row[f"α {pair}"] = f"{top['alpha']:g}"  # as the other tables print α
             above += bool(top["mean"] > b["mean"])
             clear += bool(pd.notna(top["ci_low"]) and pd.notna(b["ci_high"]) and top["ci_low"] > b["ci_high"])
             if top["mean"] > best_value:
@@ -508,6 +508,11 @@ def how_sure_summary(widths, seed_ranges, best: pd.DataFrame, n_seeds: int) -> s
         parts.append(f"The best dual configuration's gain over the baseline ranges from {signed(gains.min())} to {signed(gains.max())} "
                      f"AUC points; {share(n_sig, len(best))} (machine type, score) gains stay significant at 5 % after accounting for "
                      f"the choice among {int(best['n_configs'].iloc[0])} configurations.")
+        delong = best.loc[best["Bonferroni p"] < 0.05, "DeLong p (median over seeds)"]
+        if n_sig and delong.notna().any():
+            n_agree = int((delong < 0.05).sum())
+            verdict = "agrees for all of them" if n_agree == n_sig else f"is below 5 % for {share(n_agree, n_sig)} of them"
+            parts.append(f"DeLong's test on one seed's scores at a time (median p over seeds, without that correction) {verdict}.")
     text = " ".join(parts)
     return text[0].upper() + text[1:]
 
@@ -671,7 +676,7 @@ def baseline_input_comparison(store, n_boot: int = 1000) -> tuple[pd.DataFrame |
     def cell(r):
         return f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")
     table = pd.DataFrame({"channel 0": channel.apply(cell, axis=1), "mean of 8 channels": mean.apply(cell, axis=1),
-                          "mean − channel 0 (points)": (mean["mean"] - channel["mean"]).round(1)}).dropna()
+                          "mean − channel 0 (points)": (mean["mean"] - channel["mean"]).round(1) + 0.0}).dropna()
     auc = table.xs("AUC", level="metric")["mean − channel 0 (points)"]
     machines = auc.drop("average", level="machine", errors="ignore")
     higher = int((machines > 0).sum())

@@ -161,16 +161,20 @@ def split_counts(spec, manifest: pd.DataFrame) -> pd.DataFrame:
     return counts.astype(int)
 
 
+def _baseline_label(ms: ModelSpec) -> str:
+    return "baseline (mean of channels)" if ms.source == "mean" else f"baseline (mic {ms.ref})"
+
+
 def model_label(ms: ModelSpec) -> str:
-    """``"baseline (mic 0)"`` or ``"dual 0-4, α=0.5"``: a model as the pages name it."""
+    """``"baseline (mic 0)"``, ``"baseline (mean of channels)"`` or ``"dual 0-4, α=0.5"``: a model as the pages name it."""
     if ms.kind == "baseline":
-        return f"baseline (mic {ms.ref})"
+        return _baseline_label(ms)
     alphas = ", ".join(f"{a:g}" for a in ms.alphas)
     return f"{ms.kind} {ms.mic_pair}, α={alphas}"
 
 
 def _family(ms: ModelSpec) -> str:
-    return f"baseline (mic {ms.ref})" if ms.kind == "baseline" else f"{ms.kind} AE, mics {ms.mic_pair}"
+    return _baseline_label(ms) if ms.kind == "baseline" else f"{ms.kind} AE, mics {ms.mic_pair}"
 
 
 def loss_curves(store, machine: str) -> pd.DataFrame:

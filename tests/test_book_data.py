@@ -134,3 +134,22 @@ def test_page_parameters_merge_over_overrides():
     assert bd.merge_parameters(None, seeds=[0]) == {"seeds": [0]}
     with pytest.raises(ValueError, match="overrides"):
         bd.parse_overrides("[1, 2]")
+
+
+def test_model_labels_tell_the_two_baselines_apart():
+    from asdlib.modelspec import ModelSpec
+
+    specs = [ModelSpec.baseline(0), ModelSpec.baseline("mean"), ModelSpec.baseline(3), ModelSpec.dual(0, 4, 0.5)]
+    assert [bd.model_label(ms) for ms in specs] == ["baseline (mic 0)", "baseline (mean of channels)", "baseline (mic 3)", "dual 0-4, α=0.5"]
+
+
+def test_how_sure_summary_says_where_delong_disagrees_with_the_bootstrap():
+    from asdlib.book import how_sure_summary
+
+    best = pd.DataFrame({"ΔAUC": [6.3, 2.0, -1.8, 1.0], "Bonferroni p": [0.01, 0.02, 0.5, 0.04],
+                         "DeLong p (median over seeds)": [0.01, 0.27, 0.01, 0.17], "n_configs": [8] * 4})
+    text = how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
+    assert "3 of 4 (machine type, score) gains stay significant" in text
+    assert "is below 5 % for 1 of 3 of them" in text  # the third row's DeLong p is not one of the survivors
+    best["DeLong p (median over seeds)"] = [0.01, 0.01, 0.5, 0.01]
+    assert "agrees for all of them" in how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)

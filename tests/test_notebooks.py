@@ -105,7 +105,7 @@ def test_readme_papermill_example_runs_as_written(env, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unknown parameter" not in result.stderr.lower(), result.stderr[-2000:]
     text = _text(json.loads(out.read_text()))
-    assert "1 machine type(s)" in text  # -p machines '["fan"]' was read as one machine, not three letters
+    assert "1 machine type x" in text  # -p machines '["fan"]' was read as one machine, not three letters
 
 
 SAMPLES = os.environ.get("ASDLIB_MIMII_SAMPLES")
