@@ -60,11 +60,12 @@ from .scoring import weighted_scores
 from .train import init_model, resolve_device, train_model
 
 #: Torch threads of every grid task, local or distributed (a documented constant, not a setting:
-#: a different thread count may change the order of float sums, hence the metrics' last bits).
-#: One thread per task; a machine's cores are used by running several grids at once
-#: (``asdlib run --cluster local:N``). On 2 loaded cores one thread was also the faster choice: a
-#: fused ``book`` grid epoch took 20.6 s with 1 thread and 96.3 s with 2, with identical weights
-#: (``benchmarks/bench_grid_threads.py``).
+#: a different thread count changes the order of float sums, and on one thread the fused trainer's
+#: BatchNorm layers run as :mod:`asdlib.train_kernels`' loops, so the trained weights, and through
+#: chaotic training the metrics, would differ as between two runs). One thread per task; a machine's
+#: cores are used by running several grids at once (``asdlib run --cluster local:N``). On 2 loaded
+#: cores one thread was also the faster choice: a fused ``book`` grid epoch took 20.6 s with 1 thread
+#: and 96.3 s with 2 (``benchmarks/bench_grid_threads.py``, before the loops).
 TORCH_THREADS = 1
 
 

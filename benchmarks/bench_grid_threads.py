@@ -2,7 +2,8 @@
 
 ``asdlib.runner.TORCH_THREADS`` fixes the thread count of every grid task (local or on Dask), so
 that a distributed run gives exactly a local run's metrics. This script shows what that choice
-costs or saves on this machine and whether the thread count changes the trained weights here:
+costs or saves on this machine and whether the thread count changes the trained weights here
+(it does since one thread runs the BatchNorm layers as :mod:`asdlib.train_kernels`' loops):
 the ``book`` profile's grid of one machine type (random vectors of its size: 100 clips x 309
 vectors), one epoch, repeated twice with 1 and 2 threads interleaved; the best time of each.
 
