@@ -111,11 +111,6 @@ TARGET_SPEEDUP = 1.8
 TARGET_FRACTION = 0.75
 
 
-def clock() -> float:
-    """The benchmark's clock: wall time."""
-    return time.perf_counter()
-
-
 def steady(epoch_seconds: list[float], how=min) -> float:
     """A run's training rate in seconds per epoch: ``how`` (min, or a median) of its epochs after the first."""
     rest = epoch_seconds[1:] or epoch_seconds
@@ -180,10 +175,10 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
     best = float("inf")
     for _ in range(repeats + 2):
         synchronize(device)
-        start = clock()
+        start = time.perf_counter()
         a @ b
         synchronize(device)
-        best = min(best, clock() - start)
+        best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
 
@@ -200,10 +195,10 @@ def time_fused(features, config: Config, compile: bool = False, how=min) -> tupl
     set-up and the first epoch)."""
     device = features[INPUTS[0]].device
     synchronize(device)
-    start = clock()
+    start = time.perf_counter()
     (_, history), *_ = train_fused(GRID, [0] * len(GRID), features, config, progress=False, compile=compile)
     synchronize(device)
-    total = clock() - start
+    total = time.perf_counter() - start
     return steady(history.epoch_seconds, how), total - sum(history.epoch_seconds[1:])
 
 
@@ -235,7 +230,7 @@ def time_dcase_reference(array64, config: Config, detect_anomaly: bool, seed: in
     epoch_seconds = []
     with torch.autograd.set_detect_anomaly(detect_anomaly):
         for _ in range(config.epochs):
-            start = clock()
+            start = time.perf_counter()
             model.train()
             for batch in train_loader:
                 x = batch.float()
@@ -246,7 +241,7 @@ def time_dcase_reference(array64, config: Config, detect_anomaly: bool, seed: in
             model.eval()
             with torch.no_grad():
                 val = sum(float(torch.nn.functional.mse_loss(model(b.float()), b.float())) for b in val_loader)
-            epoch_seconds.append(clock() - start)
+            epoch_seconds.append(time.perf_counter() - start)
     assert val == val  # noqa: PLR0124 -- the loss is used, and not NaN
     return steady(epoch_seconds)
 

@@ -57,20 +57,25 @@ def float64_runs():
     return features, config, train_fused(SPECS, SEEDS, features, config, progress=False), train_separately(features, config)
 
 
-def test_fused_parameters_equal_separate_training(float64_runs):
-    _, _, fused, separate = float64_runs
-    for spec, (f_model, _), (s_model, _) in zip(SPECS, fused, separate):
+def assert_same_models(specs, fused, separate, n_steps: int) -> None:
+    """Fused and separately trained models: same classes and keys, every tensor within 1e-7 of its scale."""
+    for spec, (f_model, _), (s_model, _) in zip(specs, fused, separate):
         assert type(f_model) is type(s_model)
         f_state, s_state = f_model.state_dict(), s_model.state_dict()
         assert f_state.keys() == s_state.keys()
         for key, ref in s_state.items():
             got = f_state[key]
             if key.endswith("num_batches_tracked"):
-                assert int(got) == int(ref) == 2 * 7, (spec.name, key)
+                assert int(got) == int(ref) == n_steps, (spec.name, key)
                 continue
             scale = ref.abs().max().item()
             err = (got - ref).abs().max().item()
             assert err <= 1e-7 * max(scale, 1e-3), f"{spec.name} {key}: max |fused - separate| = {err:.2e} (scale {scale:.2e})"
+
+
+def test_fused_parameters_equal_separate_training(float64_runs):
+    _, _, fused, separate = float64_runs
+    assert_same_models(SPECS, fused, separate, n_steps=2 * 7)
 
 
 def test_fused_histories_equal_separate_training(float64_runs):
@@ -273,13 +278,9 @@ def test_one_thread_fused_training_equals_separate_training(one_torch_thread):
     config = Config(epochs=2, batch_size=128)
     fused = train_fused(SPECS[:2], SEEDS[:2], features, config, progress=False)
     separate = train_separately(features, config, SPECS[:2], SEEDS[:2])
-    for spec, (f_model, f_hist), (s_model, s_hist) in zip(SPECS, fused, separate):
+    for (_, f_hist), (_, s_hist) in zip(fused, separate):
         np.testing.assert_allclose(f_hist.train_loss, s_hist.train_loss, rtol=1e-9)
-        for key, ref in s_model.state_dict().items():
-            if key.endswith("num_batches_tracked"):
-                continue
-            err = (f_model.state_dict()[key] - ref).abs().max().item()
-            assert err <= 1e-7 * max(ref.abs().max().item(), 1e-3), f"{spec.name} {key}: max |fused - separate| = {err:.2e}"
+    assert_same_models(SPECS[:2], fused, separate, n_steps=2 * 7)
 
 
 def test_compile_failure_falls_back_with_a_warning(monkeypatch):
