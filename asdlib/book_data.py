@@ -198,10 +198,14 @@ def loss_curves(store, machine: str) -> pd.DataFrame:
 
 
 def training_times(store) -> pd.DataFrame:
-    """Seconds of training per cell, by model kind: cells, mean, min, max, total."""
+    """Seconds of training per cell, by model family (each baseline, each pair's dual AEs, in the
+    grid's order): cells, mean, min, max, total."""
     cells = pd.DataFrame(store.cells())
-    kind = cells["model"].str.split("-").str[0]
-    out = cells.groupby(kind)["train_seconds"].agg(["count", "mean", "min", "max", "sum"])
+    families = {ms.name: _family(ms) for ms in store.spec.model_specs()}
+    family = cells["model"].map(families).fillna(cells["model"])  # a cell of a model no longer in the spec: its own name
+    out = cells.groupby(family, sort=False)["train_seconds"].agg(["count", "mean", "min", "max", "sum"])
+    order = list(dict.fromkeys(families.values()))
+    out = out.reindex([f for f in order if f in out.index] + [f for f in out.index if f not in order])
     out.index.name = "model"
     return out.rename(columns={"count": "cells", "mean": "mean (s)", "min": "min (s)", "max": "max (s)", "sum": "total (s)"}).round(2)
 

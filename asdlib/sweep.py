@@ -137,8 +137,12 @@ def pair_facing(azimuth_deg: float, pairs: Sequence[str]) -> str:
     return min(pairs, key=off_axis)
 
 
-def sweep_reading(best: pd.DataFrame, machine_azimuth: float) -> str:
-    """Sentences read off :func:`best_pair_by_direction`'s table."""
+def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int | None = None, n_normal: int | None = None) -> str:
+    """Sentences read off :func:`best_pair_by_direction`'s table.
+
+    With ``n_anomalous`` and ``n_normal`` (the clips behind each direction's AUC, one training seed),
+    a last sentence says how coarse each AUC is: one anomalous clip carries ``100 / n_anomalous`` points.
+    """
     counts = best["best pair"].value_counts()
     n = len(best)
     facing = [pair_facing(az, sorted(set(best["best pair"]) | {"0-4", "1-5", "2-6", "3-7"})) for az in best.index]
@@ -151,6 +155,10 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float) -> str:
                 + f"); it is the pair whose axis points at the anomaly in {n_facing} of {n} directions.")
     text += (f" Averaged over directions, the best pair at each direction beats the baseline by {best['gain'].mean():+.1f} AUC points "
              f"(picked per direction on the same clips, hence optimistic); the gain is positive at {int((best['gain'] > 0).sum())} of {n} directions.")
+    if n_anomalous and n_normal:
+        text += (f" Each AUC here comes from one training seed and {n_anomalous} anomalous against {n_normal} normal clips: "
+                 f"one anomalous clip moving from the top to the bottom of the ranking changes it by up to {100 / n_anomalous:.1f} points, "
+                 "so a difference of a few points between pairs at one direction is not evidence on its own; the pattern across directions is.")
     return text
 
 
@@ -173,4 +181,4 @@ def run_direction_sweep(store, spec, machine: str = "fan", machine_id: int = 0, 
     best = best_pair_by_direction(result, spec.scores[0])
     setup = (f"{machine} unit {machine_id}: {n_normal} normal clips and {n_per_azimuth} anomalous clips per direction at "
              f"{snr_db:g} dB SNR, scored by the detectors of seed {spec.seeds[0]} of the grid above")
-    return {"clips": clips, "result": result, "best": best, "reading": sweep_reading(best, clips.attrs["machine_azimuth"]), "setup": setup}
+    return {"clips": clips, "result": result, "best": best, "reading": sweep_reading(best, clips.attrs["machine_azimuth"], n_per_azimuth, n_normal), "setup": setup}

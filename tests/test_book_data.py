@@ -94,6 +94,11 @@ def test_loss_curves_cover_every_model_seed_and_epoch(run):
     assert np.allclose(base.sort_values("epoch")["loss"], h["val_loss"])
     times = bd.training_times(store)
     assert times["cells"].sum() == len(spec.model_specs()) * len(spec.seeds)
+    families = list(dict.fromkeys(bd._family(ms) for ms in spec.model_specs()))
+    assert list(times.index) == families  # each baseline its own row, in the grid's order
+    for family, row in times.iterrows():
+        secs = [c["train_seconds"] for c in store.cells() if bd._family(next(ms for ms in spec.model_specs() if ms.name == c["model"])) == family]
+        assert row["cells"] == len(secs) and row["total (s)"] == pytest.approx(sum(secs), abs=0.01)
 
 
 def test_book_figures_are_labelled(run, tiny):
@@ -153,3 +158,20 @@ def test_how_sure_summary_says_where_delong_disagrees_with_the_bootstrap():
     assert "is below 5 % for 1 of 3 of them" in text  # the third row's DeLong p is not one of the survivors
     best["DeLong p (median over seeds)"] = [0.01, 0.01, 0.5, 0.01]
     assert "agrees for all of them" in how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
+
+
+def test_sweep_reading_is_read_off_the_best_pair_table():
+    from asdlib.sweep import best_pair_by_direction, sweep_reading
+
+    auc = {(0.0, "0-4"): 90.0, (0.0, "2-6"): 70.0, (0.0, "baseline"): 80.0,
+           (90.0, "0-4"): 60.0, (90.0, "2-6"): 75.0, (90.0, "baseline"): 78.0}
+    sweep = pd.DataFrame([{"model": m, "azimuth": az, "score": "mse", "AUC": v} for (az, m), v in auc.items()])
+    best = best_pair_by_direction(sweep, "mse")
+    assert list(best["best pair"]) == ["0-4", "2-6"] and list(best["gain"]) == [10.0, -3.0]
+    text = sweep_reading(best, machine_azimuth=45.0)
+    assert "0-4: 1 of 2 directions" in text and "2-6: 1 of 2 directions" in text
+    assert "in 2 of 2 directions" in text  # 0° faces pair 0-4, 90° faces pair 2-6
+    assert "+3.5 AUC points" in text and "positive at 1 of 2 directions" in text
+    assert "one training seed" not in text
+    coarse = sweep_reading(best, 45.0, n_anomalous=6, n_normal=24)
+    assert coarse.startswith(text) and "6 anomalous against 24 normal clips" in coarse and "up to 16.7 points" in coarse
