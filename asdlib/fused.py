@@ -149,8 +149,9 @@ def _bn_relu_backward_math(grad_act, act, a, mean, invstd, gamma):
 
 
 _COMPILED: dict[str, object] = {}
-#: ``compile=None`` compiles for runs of at least this many steps x networks (on 2+ threads)
-COMPILE_MIN_WORK = 50_000
+#: on 2+ torch threads, the one-thread loops of :mod:`asdlib.train_kernels` still run the BatchNorm
+#: layers of stacks of at most this many networks (one model: ``asdlib fit``, ``train_model``)
+CPU_KERNELS_MAX_NETWORKS = 2
 
 
 def _compiled(name: str):
@@ -162,32 +163,24 @@ def _compiled(name: str):
     return _COMPILED[name]
 
 
-def resolve_compile(compile: bool | None, work: int, device: torch.device | None = None) -> bool:
+def resolve_compile(compile: bool | None) -> bool:
     """Whether to compile the element-wise kernels: ``compile`` if given, else the environment
-    variable ``ASDLIB_COMPILE`` (``1``/``0``), else whether the training runs on a CPU (``device``
-    None or CPU) on 2 or more threads and ``work`` (training steps x networks) reaches
-    :data:`COMPILE_MIN_WORK`. On a GPU the default is off: there the step is replayed as a CUDA
-    graph (:func:`resolve_cuda_graphs`), whose launch saving the compiled kernels barely add to
-    (on an H200, a one-epoch run of the paper's grid took 1.60 s with them, already compiled, and
-    1.71 s without).
+    variable ``ASDLIB_COMPILE`` (``1``/``0``), else off.
 
-    Measured on 2 busy cores, paired: the compiled kernels made a 17-network step 1.13-1.17x
-    faster on 2 threads, and 0.93-0.96x (slower) on one thread, where the hand-written in-place
-    passes cost little beside the matrix products; on 2 quiet cores (2026-11-26) the 2-thread
-    training rate was 0.97-1.00x. Compiling costs 5-20 s once per process (2-5 s
-    with torch's warm on-disk cache), paid back in runs from about :data:`COMPILE_MIN_WORK`
-    (the paper's grid, 50 epochs: about 900,000). ``benchmarks/bench_training.py`` prints the
-    ratio on the machine at hand.
+    Off by default because it did not pay on the machines measured. On 2 CPU cores, paired, with
+    ``benchmarks/bench_training.py`` (the 9-model grid on 2 threads): 0.90-1.00x the hand-written
+    passes in five runs on 2026-11-25/26 (1.13-1.17x once before, on busy cores); for one model,
+    whose BatchNorm layers otherwise run as :mod:`asdlib.train_kernels`' loops, 0.83-0.91x; on
+    one thread, where the loops take every layer, 0.93-0.96x. On a GPU the step is replayed as a
+    CUDA graph (:func:`resolve_cuda_graphs`), to whose launch saving the compiled kernels barely
+    add (on an H200, a one-epoch run of the paper's grid took 1.60 s with them, already compiled,
+    and 1.71 s without). Compiling costs 5-20 s once per process (2-5 s with torch's warm on-disk
+    cache).
     """
     if compile is not None:
         return bool(compile)
     env = os.environ.get("ASDLIB_COMPILE", "").strip().lower()
-    if env in ("0", "false", "no", "off"):
-        return False
-    if env in ("1", "true", "yes", "on"):
-        return True
-    on_cpu = device is None or torch.device(device).type == "cpu"
-    return on_cpu and torch.get_num_threads() >= 2 and work >= COMPILE_MIN_WORK
+    return env in ("1", "true", "yes", "on")
 
 
 def _array(t: torch.Tensor):
@@ -230,12 +223,15 @@ class StackedAutoencoders(nn.Module):
         If compilation fails (no C++ compiler, unsupported platform), a warning says why and the
         hand-written passes are used.
     cpu_kernels : bool
-        With CPU tensors and one torch thread (how :mod:`asdlib.runner` trains grids: one per core),
-        run the BatchNorm + ReLU layers that ``compile`` does not take as the compiled loops of
-        :mod:`asdlib.train_kernels` (three passes each way over one network's block at a time)
-        instead of the hand-written PyTorch passes: the same formulas, to rounding. Measured on 2
-        cores, paired: an epoch of the 9-model grid 4 % faster on one thread; with two threads the
-        loops (on one) were no faster than PyTorch's passes (on both), so they are not used there.
+        With CPU tensors, run the BatchNorm + ReLU layers that ``compile`` does not take as the
+        compiled loops of :mod:`asdlib.train_kernels` (three passes each way over one network's
+        block at a time, on one thread) instead of the hand-written PyTorch passes: the same
+        formulas, to rounding. Used on one torch thread (how :mod:`asdlib.runner` trains grids: one
+        per core), and on more threads for stacks of at most :data:`CPU_KERNELS_MAX_NETWORKS`
+        networks. Measured on 2 cores, paired, epochs of 10,800 vectors: the 9-model grid 4 %
+        faster on one thread; on two threads, one baseline model 1.15-1.22x faster, a 3-model
+        stack (5 networks) 1.02-1.03x, the 9-model grid (17 networks) 0.83-0.96x (slower: there
+        PyTorch's passes use both threads, the loops one).
 
     Attributes
     ----------
@@ -366,6 +362,12 @@ class StackedAutoencoders(nn.Module):
 
     # -- training ---------------------------------------------------------------------------------
 
+    def uses_cpu_kernels(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`train_step` runs BatchNorm + ReLU as :mod:`asdlib.train_kernels`' loops for
+        the batch ``x``: ``cpu_kernels``, CPU tensors, and one torch thread or a small stack."""
+        small = torch.get_num_threads() == 1 or self.n_networks <= CPU_KERNELS_MAX_NETWORKS
+        return self.cpu_kernels and x.device.type == "cpu" and small
+
     @torch.no_grad()
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """Forward and backward pass of one batch in training mode.
@@ -386,7 +388,7 @@ class StackedAutoencoders(nn.Module):
         """
         n, b, d = x.shape
         layers = self.layers()
-        kernels = self.cpu_kernels and x.device.type == "cpu" and torch.get_num_threads() == 1
+        kernels = self.uses_cpu_kernels(x)
         for p in self.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -738,9 +740,8 @@ def fit_models(
     first = inputs[0][0]
     n_vectors, device, dtype = len(first), first.device, first.dtype
     plans = [batch_plan(n_vectors, config, seed) for seed in seeds]
-    work = n_steps_per_epoch(n_vectors, config) * config.epochs * sum(len(x) for x in inputs)
     stack = StackedAutoencoders([m.to(device=device, dtype=dtype) for m in models], weights, config,
-                                compile=resolve_compile(compile, work, device)).to(device, dtype)
+                                compile=resolve_compile(compile)).to(device, dtype)
     stack.cuda_graphs = resolve_cuda_graphs(cuda_graphs, device)
     fused_adam = device.type in ("cpu", "cuda")  # one kernel for all tensors; same arithmetic
     optimizer = torch.optim.Adam(stack.parameters(), lr=config.lr, **({"fused": True} if fused_adam else {}),
@@ -826,8 +827,7 @@ def train_fused(
     compile : bool or None
         Fuse the BatchNorm/ReLU element-wise passes with ``torch.compile``
         (:class:`StackedAutoencoders`). None (default): the environment variable
-        ``ASDLIB_COMPILE`` (``1``/``0``) if set, else on 2+ threads for runs of at least
-        :data:`COMPILE_MIN_WORK` steps x networks (:func:`resolve_compile` says why).
+        ``ASDLIB_COMPILE`` (``1``/``0``) if set, else off (:func:`resolve_compile` says why).
         Compiling costs 2-20 s once per process and shape; if it fails, a warning says why and
         the hand-written kernels are used.
     cuda_graphs : bool or None

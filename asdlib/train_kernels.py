@@ -15,8 +15,12 @@ exactly zero in exact arithmetic, is rounding noise either way).
 
 The loops run on one thread. The fused trainer uses them when torch runs on one thread, as the
 runner's grids do (one per core): there an epoch of the 9-model grid took 4 % less time (paired,
-on 2 cores). With two threads PyTorch's passes, which use both, were as fast or faster, and the
-trainer keeps them. The loops compile on first use and are cached on disk (``cache=True``).
+on 2 cores). On two threads they still win for one model (1.15-1.22x an epoch of the baseline),
+whose small arrays gain nothing from PyTorch's two-thread passes, but not for the whole grid
+(0.83-0.96x), so the trainer takes them there only for stacks of up to
+:data:`asdlib.fused.CPU_KERNELS_MAX_NETWORKS` networks
+(:meth:`asdlib.fused.StackedAutoencoders.uses_cpu_kernels`). The loops compile on first use and
+are cached on disk (``cache=True``).
 """
 from __future__ import annotations
 
