@@ -198,16 +198,16 @@ def loss_curves(store, machine: str) -> pd.DataFrame:
 
 
 def training_times(store) -> pd.DataFrame:
-    """Seconds of training per cell, by model family (each baseline, each pair's dual AEs, in the
-    grid's order): cells, mean, min, max, total."""
+    """Seconds of training per grid (machine type x seed): its models, the total, and per model.
+
+    A grid's models train together as one stacked computation (:func:`asdlib.fused.train_fused`),
+    so only the grid's wall time exists; each of its cells records an equal share of it
+    (``train_seconds``), which this table sums back. Index (machine, seed).
+    """
     cells = pd.DataFrame(store.cells())
-    families = {ms.name: _family(ms) for ms in store.spec.model_specs()}
-    family = cells["model"].map(families).fillna(cells["model"])  # a cell of a model no longer in the spec: its own name
-    out = cells.groupby(family, sort=False)["train_seconds"].agg(["count", "mean", "min", "max", "sum"])
-    order = list(dict.fromkeys(families.values()))
-    out = out.reindex([f for f in order if f in out.index] + [f for f in out.index if f not in order])
-    out.index.name = "model"
-    return out.rename(columns={"count": "cells", "mean": "mean (s)", "min": "min (s)", "max": "max (s)", "sum": "total (s)"}).round(2)
+    out = cells.groupby(["machine", "seed"])["train_seconds"].agg(["count", "sum"])
+    out["per model"] = out["sum"] / out["count"]
+    return out.rename(columns={"count": "models", "sum": "total (s)", "per model": "per model (s)"}).round(2)
 
 
 def decision_table(store) -> pd.DataFrame:

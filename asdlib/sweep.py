@@ -158,7 +158,7 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int |
     if n_anomalous and n_normal:
         text += (f" Each AUC here comes from one training seed and {n_anomalous} anomalous against {n_normal} normal clips: "
                  f"one anomalous clip moving from the top to the bottom of the ranking changes it by up to {100 / n_anomalous:.1f} points, "
-                 "so a difference of a few points between pairs at one direction is not evidence on its own; the pattern across directions is.")
+                 "so a difference of a few points between pairs at one direction is not evidence on its own.")
     return text
 
 

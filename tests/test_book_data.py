@@ -93,12 +93,12 @@ def test_loss_curves_cover_every_model_seed_and_epoch(run):
     base = curves[(curves["family"] == "baseline (mic 0)") & (curves["seed"] == 1) & (curves["split"] == "validation")]
     assert np.allclose(base.sort_values("epoch")["loss"], h["val_loss"])
     times = bd.training_times(store)
-    assert times["cells"].sum() == len(spec.model_specs()) * len(spec.seeds)
-    families = list(dict.fromkeys(bd._family(ms) for ms in spec.model_specs()))
-    assert list(times.index) == families  # each baseline its own row, in the grid's order
-    for family, row in times.iterrows():
-        secs = [c["train_seconds"] for c in store.cells() if bd._family(next(ms for ms in spec.model_specs() if ms.name == c["model"])) == family]
-        assert row["cells"] == len(secs) and row["total (s)"] == pytest.approx(sum(secs), abs=0.01)
+    assert times["models"].sum() == len(spec.model_specs()) * len(spec.seeds)
+    assert list(times.index) == [("fan", seed) for seed in spec.seeds]  # one row per grid
+    for (machine, seed), row in times.iterrows():
+        secs = [c["train_seconds"] for c in store.cells() if (c["machine"], c["seed"]) == (machine, seed)]
+        assert row["models"] == len(spec.model_specs()) == len(secs)
+        assert row["total (s)"] == pytest.approx(sum(secs), abs=0.01) and row["per model (s)"] == pytest.approx(sum(secs) / len(secs), abs=0.01)
 
 
 def test_book_figures_are_labelled(run, tiny):
