@@ -38,6 +38,7 @@ __all__ = [
     "data_caption",
     "table1_frame",
     "table1_cell_text",
+    "average_row_gap",
     "best_dual_gain",
     "auc_by_anomaly_kind",
     "signed",
@@ -187,6 +188,26 @@ def table1_frame(store, n_boot: int = 1000) -> pd.DataFrame:
     best = rows.groupby(["machine", "metric", "score"])["ours"].idxmax().dropna().astype(int)
     frame.loc[best.to_numpy(), "best"] = True
     return frame
+
+
+def average_row_gap(frame: pd.DataFrame) -> float:
+    """How far Table 1's Average row lies below the harmonic mean of the per-machine cells shown
+    above it, at most over the table's columns (points).
+
+    The Average is the harmonic mean over machine types per seed, then the mean over seeds; the
+    cells above it are means over seeds. A mean of harmonic means never exceeds the harmonic mean
+    of the means (the harmonic mean is concave), so the gap is ``>= 0``. ``frame`` is
+    :func:`table1_frame`'s output (``ours`` per machine, ``machine == "average"`` rows).
+    """
+    from .metrics import harmonic_mean
+
+    keys = ["metric", "score", "model", "mic_pair", "alpha"]
+    f = frame.assign(alpha=frame["alpha"].fillna(-1.0), mic_pair=frame["mic_pair"].fillna("").astype(str))
+    per_machine = f[f["machine"] != "average"].groupby(keys)["ours"].agg(
+        lambda v: harmonic_mean(v) if np.isfinite(v).all() and (v > 0).all() else np.nan)
+    average = f[f["machine"] == "average"].set_index(keys)["ours"]
+    gap = (per_machine - average).dropna()
+    return float(gap.max()) if len(gap) else float("nan")
 
 
 def table1_cell_text(row, reported: bool = True) -> str:

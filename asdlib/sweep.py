@@ -120,11 +120,13 @@ def direction_sweep(store, clips: pd.DataFrame, machine: str, seed: int, labels:
 
 
 def best_pair_by_direction(sweep: pd.DataFrame, score: str) -> pd.DataFrame:
-    """Per direction: the best pair, its AUC, the baseline's, and the gain (points)."""
+    """Per direction: the best pair (pairs tied for the best joined by ``" = "``), its AUC, the
+    baseline's, and the gain (points)."""
     by_pair = sweep[sweep["score"] == score].pivot(index="azimuth", columns="model", values="AUC")
     pairs = by_pair.drop(columns="baseline")
-    return pd.DataFrame({"best pair": pairs.idxmax(axis=1), "best AUC": pairs.max(axis=1), "baseline": by_pair["baseline"],
-                         "gain": pairs.max(axis=1) - by_pair["baseline"]})
+    best = pairs.max(axis=1)
+    tied = pairs.apply(lambda row: " = ".join(p for p in row.index if np.isclose(row[p], best[row.name], rtol=0, atol=1e-9)), axis=1)
+    return pd.DataFrame({"best pair": tied, "best AUC": best, "baseline": by_pair["baseline"], "gain": best - by_pair["baseline"]})
 
 
 def pair_facing(azimuth_deg: float, pairs: Sequence[str]) -> str:
@@ -145,8 +147,9 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int |
     """
     counts = best["best pair"].value_counts()
     n = len(best)
-    facing = [pair_facing(az, sorted(set(best["best pair"]) | {"0-4", "1-5", "2-6", "3-7"})) for az in best.index]
-    n_facing = int(sum(f == p for f, p in zip(facing, best["best pair"])))
+    candidates = sorted({p for tied in best["best pair"] for p in tied.split(" = ")} | {"0-4", "1-5", "2-6", "3-7"})
+    facing = [pair_facing(az, candidates) for az in best.index]
+    n_facing = int(sum(f in p.split(" = ") for f, p in zip(facing, best["best pair"])))  # a tie counts if it includes the facing pair
     if len(counts) == 1:
         text = (f"Pair {counts.index[0]} is the best at all {n} directions: on this simulated unit (machine at {machine_azimuth:.0f}°) "
                 f"the best pair does not follow the anomaly's direction, against what the dipole patterns alone would suggest.")

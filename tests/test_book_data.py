@@ -173,5 +173,25 @@ def test_sweep_reading_is_read_off_the_best_pair_table():
     assert "in 2 of 2 directions" in text  # 0° faces pair 0-4, 90° faces pair 2-6
     assert "+3.5 AUC points" in text and "positive at 1 of 2 directions" in text
     assert "one training seed" not in text
+    tie = sweep.assign(AUC=sweep["AUC"].where(~((sweep["azimuth"] == 0.0) & (sweep["model"] == "2-6")), 90.0))
+    tied = best_pair_by_direction(tie, "mse")
+    assert list(tied["best pair"]) == ["0-4 = 2-6", "2-6"] and list(tied["best AUC"]) == [90.0, 75.0]
+    tie_text = sweep_reading(tied, 45.0)
+    assert "0-4 = 2-6: 1 of 2 directions" in tie_text and "in 2 of 2 directions" in tie_text  # the tie includes the facing pair
     coarse = sweep_reading(best, 45.0, n_anomalous=6, n_normal=24)
     assert coarse.startswith(text) and "6 anomalous against 24 normal clips" in coarse and "up to 16.7 points" in coarse
+
+
+def test_average_row_gap_is_the_harmonic_mean_of_the_cells_minus_the_average():
+    from asdlib.book import average_row_gap
+
+    def row(machine, ours, mic_pair="", alpha=np.nan):
+        return {"machine": machine, "metric": "AUC", "score": "mse", "model": "dual" if mic_pair else "baseline",
+                "mic_pair": mic_pair, "alpha": alpha, "ours": ours}
+
+    frame = pd.DataFrame([row("fan", 50.0), row("pump", 100.0), row("average", 60.0),  # harmonic mean 66.67
+                          row("fan", 80.0, "0-4", 2.0), row("pump", 80.0, "0-4", 2.0), row("average", 79.0, "0-4", 2.0)])
+    assert average_row_gap(frame) == pytest.approx(200 / 3 - 60)
+    frame.loc[2, "ours"] = 200 / 3
+    assert average_row_gap(frame) == pytest.approx(1.0)  # now the dual column's 80 - 79
+
