@@ -200,8 +200,9 @@ def average_row_gap(frame: pd.DataFrame) -> float:
     :func:`table1_frame`'s output (``ours`` per machine, ``machine == "average"`` rows).
     """
     from .metrics import harmonic_mean
+    from .tables import KEY
 
-    keys = ["metric", "score", "model", "mic_pair", "alpha"]
+    keys = [k for k in KEY if k != "machine"]  # a Table 1 column, as tables.with_average groups them
     f = frame.assign(alpha=frame["alpha"].fillna(-1.0), mic_pair=frame["mic_pair"].fillna("").astype(str))
     per_machine = f[f["machine"] != "average"].groupby(keys)["ours"].agg(
         lambda v: harmonic_mean(v) if np.isfinite(v).all() and (v > 0).all() else np.nan)

@@ -179,8 +179,14 @@ def resolve_compile(compile: bool | None) -> bool:
     """
     if compile is not None:
         return bool(compile)
-    env = os.environ.get("ASDLIB_COMPILE", "").strip().lower()
-    return env in ("1", "true", "yes", "on")
+    return bool(_env_flag("ASDLIB_COMPILE"))
+
+
+def _env_flag(name: str) -> bool | None:
+    """An on/off environment variable: True for ``1/true/yes/on``, False for ``0/false/no/off``
+    (any case), None when unset or anything else."""
+    value = os.environ.get(name, "").strip().lower()
+    return True if value in ("1", "true", "yes", "on") else False if value in ("0", "false", "no", "off") else None
 
 
 def _array(t: torch.Tensor):
@@ -701,8 +707,7 @@ def resolve_cuda_graphs(cuda_graphs: bool | None, device: torch.device) -> bool:
     CPU is an error), else the environment variable ``ASDLIB_CUDA_GRAPHS`` (``1``/``0``), else on
     for CUDA devices."""
     if cuda_graphs is None:
-        env = os.environ.get("ASDLIB_CUDA_GRAPHS", "").strip().lower()
-        cuda_graphs = env not in ("0", "false", "no", "off") if device.type == "cuda" else False
+        cuda_graphs = _env_flag("ASDLIB_CUDA_GRAPHS") is not False if device.type == "cuda" else False
     if cuda_graphs and device.type != "cuda":
         raise ValueError(f"cuda_graphs=True needs CUDA tensors; the features are on {device}")
     return bool(cuda_graphs)

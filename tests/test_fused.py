@@ -230,12 +230,17 @@ def test_compiled_kernels_do_the_same_step():
 
 
 @pytest.fixture
-def one_torch_thread():
-    """Train on one torch thread, as the runner's grid workers do (restored afterwards)."""
+def torch_threads():
+    """``torch.set_num_threads`` for the test; the thread count is restored afterwards."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
+    yield torch.set_num_threads
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_torch_thread(torch_threads):
+    """Train on one torch thread, as the runner's grid workers do (restored afterwards)."""
+    torch_threads(1)
 
 
 @pytest.mark.parametrize("dtype, batch", [(torch.float64, 32), (torch.float64, 23), (torch.float32, 32)])
@@ -273,21 +278,17 @@ def test_cpu_kernels_do_the_same_step(one_torch_thread, monkeypatch, dtype, batc
         torch.testing.assert_close(got[name], value, rtol=rtol, atol=atol, msg=name)
 
 
-def test_cpu_kernels_run_on_one_thread_or_for_one_model():
+def test_cpu_kernels_run_on_one_thread_or_for_one_model(torch_threads):
     """The loops take a grid's BatchNorm layers on one thread only, one model's on any number."""
     config = Config(batch_size=32)
     one = StackedAutoencoders([init_model(SPECS[0], config, 0)], [SPECS[0].weights], config)
     grid = StackedAutoencoders([init_model(s, config, 0) for s in SPECS], [s.weights for s in SPECS], config)
     assert one.n_networks <= fused_module.CPU_KERNELS_MAX_NETWORKS < grid.n_networks
     x = torch.zeros(1, 32, 640)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert one.uses_cpu_kernels(x) and not grid.uses_cpu_kernels(x)
-        torch.set_num_threads(1)
-        assert one.uses_cpu_kernels(x) and grid.uses_cpu_kernels(x)
-    finally:
-        torch.set_num_threads(threads)
+    torch_threads(2)
+    assert one.uses_cpu_kernels(x) and not grid.uses_cpu_kernels(x)
+    torch_threads(1)
+    assert one.uses_cpu_kernels(x) and grid.uses_cpu_kernels(x)
     assert not StackedAutoencoders([init_model(SPECS[0], config, 0)], [SPECS[0].weights], config, cpu_kernels=False).uses_cpu_kernels(x)
 
 
@@ -304,20 +305,16 @@ def test_one_thread_fused_training_equals_separate_training(one_torch_thread):
 
 
 @pytest.mark.parametrize("spec", SPECS[:2], ids=lambda s: s.kind)
-def test_one_model_on_two_threads_trains_as_autograd_does_alone(spec, monkeypatch):
+def test_one_model_on_two_threads_trains_as_autograd_does_alone(spec, monkeypatch, torch_threads):
     """On 2 threads one model's BatchNorm layers run as the loops (a spy counts them), and the
     whole run still equals autograd's, to float64 rounding."""
     calls = []
     monkeypatch.setattr(fused_module, "bn_relu_forward", lambda *a: calls.append(1) or BN_RELU_FORWARD(*a))
     features = make_features(997, torch.float64)
     config = Config(epochs=2, batch_size=128)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        fused = train_fused([spec], [3], features, config, progress=False)
-        separate = train_separately(features, config, [spec], [3])
-    finally:
-        torch.set_num_threads(threads)
+    torch_threads(2)
+    fused = train_fused([spec], [3], features, config, progress=False)
+    separate = train_separately(features, config, [spec], [3])
     assert calls, "the one-thread loops did not run"
     np.testing.assert_allclose(fused[0][1].train_loss, separate[0][1].train_loss, rtol=1e-9)
     assert_same_models([spec], fused, separate, n_steps=2 * 7)
