@@ -17,6 +17,11 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     torch version, threads, processor.
 ``matmul_rate``
     float32 ``(2048, 2048) @ (2048, 2048)`` on all threads, best of several: the reference rate.
+    On a CPU also ``numpy_blas_gflops``: the same product by NumPy's BLAS (OpenBLAS in NumPy's
+    wheels) on as many threads, interleaved the same way. It is context, not the reference:
+    training runs its products on PyTorch's BLAS (MKL in the x86 wheels), and on the AMD EPYC
+    of the README's runs OpenBLAS is about 10 % faster at this size, so the per-core figure
+    also prints ``fraction_of_numpy_matmul``.
 ``single_loop``
     :func:`asdlib.train.train_model_autograd` (the readable one-model-at-a-time autograd loop,
     ``Adam(fused=True)``), batch 256, for the baseline and the dual AE, epochs of 36,000
@@ -93,7 +98,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -180,6 +187,21 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
         a @ b
         synchronize(device)
         best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def numpy_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
+    """float32 GFLOP/s of the same product by NumPy's BLAS (OpenBLAS in NumPy's wheels) on torch's
+    thread count: another library's rate on this machine, for context (training uses PyTorch's)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    best = float("inf")
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        for _ in range(repeats + 2):
+            start = time.perf_counter()
+            np.matmul(a, b, out=out)
+            best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
 
@@ -337,6 +359,7 @@ def main() -> None:
         quick=args.quick,
     )
     peak = matmul_rate(device)
+    numpy_peak = numpy_matmul_rate() if device.type == "cpu" else float("nan")
 
     # first, while this process is small: a fresh process inherits the parent's ru_maxrss
     cmd = [sys.executable, __file__, "--memory-probe", "--device", args.device]
@@ -362,6 +385,8 @@ def main() -> None:
     per_core: list[list[dict]] = []  # each repeat's per-core grids (CPU)
     for _ in range(repeats):
         peak = max(peak, matmul_rate(device, repeats=3))  # the reference rate, paired with the rest
+        if device.type == "cpu":
+            numpy_peak = max(numpy_peak, numpy_matmul_rate(repeats=3))
         for spec in (GRID[0], GRID[1]):
             best(spec.kind, time_single(spec, features, config))
         fused_epoch, fused_first = time_fused(features, config)
@@ -373,7 +398,10 @@ def main() -> None:
             best("dcase_as_shipped", time_dcase_reference(array64, config, detect_anomaly=True))
             best("dcase_stripped", time_dcase_reference(array64, config, detect_anomaly=False))
             per_core.append(per_core_grids(args, n_vectors))
-    emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs")
+    emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
+         **({} if device.type != "cpu" else {
+             "numpy_blas_gflops": round(numpy_peak, 1),
+             "numpy_note": "the same product by NumPy's BLAS, same threads and repeats: context only, training runs on PyTorch's"}))
     for spec in (GRID[0], GRID[1]):
         rate = trained / seconds[spec.kind]
         gflops = rate * train_flops(len(spec.inputs), config) / 1e9
@@ -441,6 +469,7 @@ def main() -> None:
             gflops=round(total_gflops, 1),
             fraction_of_matmul=round(total_gflops / peak, 3),
             exact_fraction_of_matmul=round(exact_gflops / peak, 3),
+            fraction_of_numpy_matmul=round(total_gflops / numpy_peak, 3),
             target_fraction=TARGET_FRACTION,
             fraction_met=total_gflops / peak >= TARGET_FRACTION,
             note="one grid per core at once, each on one torch thread (as asdlib.runner trains grids); "
