@@ -29,8 +29,6 @@ the rest; two clients on one results folder share the work.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import socket
 import uuid
@@ -39,8 +37,6 @@ from typing import Any
 
 import yaml
 from tqdm import tqdm
-
-from .memory import HUGEPAGE_TUNABLE, hugepage_environ
 
 __all__ = ["ClusterError", "GridFailure", "DaskEngine", "grid_cost", "parse_cluster", "slurm_cluster", "SLURM_KEYS"]
 
@@ -144,8 +140,6 @@ def slurm_cluster(config: dict | None = None):
         kwargs["job_extra_directives"] = [*kwargs.get("job_extra_directives", []), f"--gres=gpu:{gpus}"]
     kwargs.setdefault("job_script_prologue", [])
     kwargs["job_script_prologue"] = [*kwargs["job_script_prologue"], "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"]
-    if hugepage_environ():  # unless ASDLIB_HUGEPAGES=0 here: huge pages, added to the node's own tunables
-        kwargs["job_script_prologue"].append(f"export GLIBC_TUNABLES=${{GLIBC_TUNABLES:+$GLIBC_TUNABLES:}}{HUGEPAGE_TUNABLE}")
     if host is not None:
         kwargs["scheduler_options"] = {"host": host}
     return SLURMCluster(**kwargs)
@@ -225,21 +219,6 @@ def _grid_task(job, *feature_chunks) -> list[str]:
     return job.cells
 
 
-@contextlib.contextmanager
-def _environ(values: dict[str, str]):
-    """``os.environ`` updated with ``values`` inside the block, as it was after."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 # -- the engine --------------------------------------------------------------------------------
 class DaskEngine:
     """Runs a prepared run's grids on a Dask cluster (see the module's docstring).
@@ -267,7 +246,6 @@ class DaskEngine:
         config's ``scheduler_host`` or this machine's address).
         """
         _need_dask()
-        import dask
         from distributed import Client, LocalCluster
 
         if (scheduler is None) == (cluster is None):
@@ -282,13 +260,8 @@ class DaskEngine:
         kind, n = parse_cluster(cluster)
         if kind == "local":
             env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            # glibc reads its tunables when a process starts: they must be in the environment the
-            # nanny spawns each worker with (``env`` is applied after start-up). The nanny takes
-            # pre-spawn variables from this process's environment first, then from the config.
-            huge = hugepage_environ()
-            with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in huge.items()}), _environ(huge):
-                local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host or "127.0.0.1",
-                                     dashboard_address=None if not _has_bokeh() else f"{host or '127.0.0.1'}:0", env=env)
+            local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host or "127.0.0.1",
+                                 dashboard_address=None if not _has_bokeh() else f"{host or '127.0.0.1'}:0", env=env)
             return cls(Client(local), local)
         config = load_slurm_config(cluster_config)
         if host is not None:

@@ -51,20 +51,15 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     reached, and whether the targets (1.8x, 75 %) are met.
 ``fused_grid_per_core``
     How :mod:`asdlib.runner` trains grids on a CPU: one grid per core, each on one torch thread
-    (where the BatchNorm layers run as :mod:`asdlib.train_kernels`' loops). One fresh process per core,
-    started as the runner's workers are (malloc on transparent huge pages, see ``hugepages``), trains
-    the 9-model grid at the same time as the others (``E + 1`` epochs each; the median of its epochs
-    after the first); the figure is their summed FLOP rate as a fraction of the matmul
+    (where the BatchNorm layers run as :mod:`asdlib.train_kernels`' loops). One fresh process per core
+    trains the 9-model grid at the same time as the others (``E + 1`` epochs each; the median of
+    its epochs after the first); the figure is their summed FLOP rate as a fraction of the matmul
     rate on all threads, best of the repeats (one per-core run in each repeat, interleaved with the
     other runs; ``fraction_of_matmul_each_repeat`` lists them all).
-``hugepages``
-    The per-core grids with glibc's allocator on transparent huge pages (how :mod:`asdlib.distributed`
-    starts the runner's workers: :func:`asdlib.memory.hugepage_environ`) against the same runs
-    without, back to back in each repeat: each repeat's FLOP-rate ratio, and their median.
 ``peak_memory``
-    Peak resident memory of a fresh subprocess (huge pages on, as the runner's workers) that holds
-    one machine type's paper-profile inputs (309,000 vectors x 4 input tensors x 640 float32: mic0,
-    mic0-mic4, mic2, mic2-mic6) and trains the 9 models one epoch on them (``--quick``: on their first 20,000 vectors). ``max_rss_gb`` is
+    Peak resident memory of a fresh subprocess that holds one machine type's paper-profile inputs
+    (309,000 vectors x 4 input tensors x 640 float32: mic0, mic0-mic4, mic2, mic2-mic6) and trains
+    the 9 models one epoch on them (``--quick``: on their first 20,000 vectors). ``max_rss_gb`` is
     ``getrusage``'s, ``vm_hwm_gb`` the kernel's ``VmHWM``.
 ``paper_size_epoch``
     That epoch's throughput, and (not with ``--quick``) one epoch of the single-model loop for a
@@ -111,7 +106,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asdlib.config import Config  # noqa: E402
 from asdlib.fused import train_fused  # noqa: E402
-from asdlib.memory import HUGEPAGE_TUNABLE, HUGEPAGES_ENV, anon_hugepages_bytes, hugepage_environ, tune_malloc  # noqa: E402
+from asdlib.memory import tune_malloc  # noqa: E402
 from asdlib.models import build_model  # noqa: E402
 from asdlib.modelspec import ModelSpec, grid_inputs  # noqa: E402
 from asdlib.train import init_model, resolve_device, train_model, train_model_autograd  # noqa: E402
@@ -317,29 +312,14 @@ def grid_probe(args) -> None:
     features = synthetic_features(args.probe_vectors, torch.device("cpu"))
     train_fused(GRID[:2], [0, 0], {k: v[:2000] for k, v in features.items()}, Config(epochs=1), progress=False)  # warm-up
     seconds, _ = time_fused(features, config, how=statistics.median)
-    huge = anon_hugepages_bytes()
-    print(json.dumps({"seconds": seconds, "trained_vectors": n_train(args.probe_vectors, config), "threads": torch.get_num_threads(),
-                      "anon_hugepages_gb": None if huge is None else huge / 2**30}))
+    print(json.dumps({"seconds": seconds, "trained_vectors": n_train(args.probe_vectors, config), "threads": torch.get_num_threads()}))
 
 
-def probe_environ(hugepages: bool = True) -> dict[str, str]:
-    """The environment of a probe process: glibc's allocator on transparent huge pages, as
-    :mod:`asdlib.distributed` starts the runner's workers (:func:`asdlib.memory.hugepage_environ`),
-    or explicitly off (``glibc.malloc.hugetlb=0``) for the paired comparison."""
-    env = {k: v for k, v in os.environ.items() if k != HUGEPAGES_ENV}
-    if hugepages:
-        return {**env, **hugepage_environ(env)}
-    key = HUGEPAGE_TUNABLE.split("=")[0]
-    tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t and t.split("=")[0] != key]
-    return {**env, "GLIBC_TUNABLES": ":".join([*tunables, f"{key}=0"])}
-
-
-def per_core_grids(args, n_vectors: int, hugepages: bool = True) -> list[dict]:
+def per_core_grids(args, n_vectors: int) -> list[dict]:
     """Start :func:`grid_probe` in one single-threaded process per core, all at once; their outputs."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     cmd = [sys.executable, __file__, "--grid-probe", "--threads", "1", "--epochs", str(args.epochs), "--probe-vectors", str(n_vectors)]
-    env = probe_environ(hugepages)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(cores)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(cores)]
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError(f"a per-core grid process failed (exit codes {[p.returncode for p in procs]})")
@@ -385,7 +365,7 @@ def main() -> None:
     cmd = [sys.executable, __file__, "--memory-probe", "--device", args.device]
     cmd += ["--quick", "--quick-vectors", str(args.quick_vectors)] if args.quick else []
     cmd += ["--threads", str(args.threads)] if args.threads else []
-    probe = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=probe_environ()).stdout.strip().splitlines()[-1])
+    probe = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
     features = synthetic_features(n_vectors, device)
     warm = {k: v[:2000] for k, v in features.items()}
@@ -403,8 +383,7 @@ def main() -> None:
         seconds[key] = min(seconds[key], value)
 
     per_core: list[list[dict]] = []  # each repeat's per-core grids (CPU)
-    per_core_small_pages: list[list[dict]] = []  # the same without huge pages, paired
-    for r in range(repeats):
+    for _ in range(repeats):
         peak = max(peak, matmul_rate(device, repeats=3))  # the reference rate, paired with the rest
         if device.type == "cpu":
             numpy_peak = max(numpy_peak, numpy_matmul_rate(repeats=3))
@@ -418,8 +397,7 @@ def main() -> None:
         if device.type == "cpu":
             best("dcase_as_shipped", time_dcase_reference(array64, config, detect_anomaly=True))
             best("dcase_stripped", time_dcase_reference(array64, config, detect_anomaly=False))
-            for hugepages in (True, False) if r % 2 == 0 else (False, True):  # alternating which goes first
-                (per_core if hugepages else per_core_small_pages).append(per_core_grids(args, n_vectors, hugepages))
+            per_core.append(per_core_grids(args, n_vectors))
     emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
          **({} if device.type != "cpu" else {
              "numpy_blas_gflops": round(numpy_peak, 1),
@@ -494,19 +472,8 @@ def main() -> None:
             fraction_of_numpy_matmul=round(total_gflops / numpy_peak, 3),
             target_fraction=TARGET_FRACTION,
             fraction_met=total_gflops / peak >= TARGET_FRACTION,
-            anon_hugepages_gb_each=[None if g.get("anon_hugepages_gb") is None else round(g["anon_hugepages_gb"], 3) for g in grids],
-            note="one grid per core at once, each on one torch thread, malloc on transparent huge pages (as asdlib.runner "
-                 "trains grids); median epoch after the first; best of the interleaved repeats; against the matmul rate on all threads",
-        )
-        ratios = [summed_gflops(on) / summed_gflops(off) for on, off in zip(per_core, per_core_small_pages)]
-        emit(
-            "hugepages",
-            fraction_of_matmul_on_each_repeat=[round(summed_gflops(r) / peak, 3) for r in per_core],
-            fraction_of_matmul_off_each_repeat=[round(summed_gflops(r) / peak, 3) for r in per_core_small_pages],
-            speedup_each_repeat=[round(x, 3) for x in ratios],
-            median_speedup=round(statistics.median(ratios), 3),
-            note="fused_grid_per_core with glibc.malloc.hugetlb=1 (asdlib.memory.hugepage_environ) against =0, run back to back "
-                 "in each repeat (alternating which first); same arithmetic",
+            note="one grid per core at once, each on one torch thread (as asdlib.runner trains grids); "
+                 "median epoch after the first; best of the interleaved repeats; against the matmul rate on all threads",
         )
     emit(
         "compiled",

@@ -346,33 +346,3 @@ def test_a_worker_running_two_tasks_at_once_is_refused(shared, tmp_path):
     with DaskEngine(Client(cluster), cluster) as engine, pytest.raises(GridFailure, match="--nthreads 1"):
         run_experiment(spec(), tmp_path / "res", data_dir=shared["data"], cache=FeatureCache(tmp_path / "cache"),
                        progress=False, engine=engine)
-
-
-def _worker_huge_pages() -> tuple[str, int | None]:
-    """On a worker: its ``GLIBC_TUNABLES``, and its bytes on huge pages while it holds 64 MiB."""
-    import torch
-
-    from asdlib.memory import anon_hugepages_bytes
-
-    x = torch.ones(16 * 2**20)  # written: every page faulted in
-    return os.environ.get("GLIBC_TUNABLES", ""), anon_hugepages_bytes() if x.numel() else None
-
-
-def test_local_cluster_workers_start_with_huge_pages(monkeypatch):
-    """The runner's local workers get glibc's huge-page tunable before they start (asdlib.memory.hugepage_environ)."""
-    import cloudpickle
-
-    from asdlib.distributed import DaskEngine
-    from asdlib.memory import HUGEPAGE_TUNABLE
-
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")  # the user's own tunables are kept
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the probe travels by value
-    try:
-        with DaskEngine.from_options(cluster="local:1") as engine:
-            ((tunables, huge),) = engine.client.run(_worker_huge_pages).values()
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert tunables.split(":") == ["glibc.malloc.arena_max=4", HUGEPAGE_TUNABLE]
-    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    if thp.is_file() and ("[madvise]" in thp.read_text() or "[always]" in thp.read_text()):
-        assert huge is not None and huge >= 32 * 2**20, huge
