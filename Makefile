@@ -39,7 +39,8 @@ benchmark: venv
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_simulate.py
 	@if $(BIN)/python -c "import torch; raise SystemExit(not torch.cuda.is_available())"; then \
-		$(BIN)/python benchmarks/bench_gpu.py; else echo "bench_gpu.py: no CUDA GPU here, skipped"; fi
+		$(BIN)/python benchmarks/bench_gpu.py && $(BIN)/python benchmarks/gpu_paper_grid.py; \
+	else echo "bench_gpu.py, gpu_paper_grid.py: no CUDA GPU here, skipped"; fi
 
 clean:
 	rm -rf _build

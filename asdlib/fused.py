@@ -69,7 +69,7 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .modelspec import ModelSpec, grid_inputs
-from .train import History, TrainingDivergedError, _check_finite, batch_plan, init_model
+from .train import BatchPlan, History, TrainingDivergedError, _check_finite, batch_plan, init_model
 from .train_kernels import bn_relu_backward, bn_relu_forward
 
 __all__ = ["train_fused", "fit_models", "StackedAutoencoders", "TrainingDivergedError", "check_tensors", "resolve_compile",
@@ -118,23 +118,30 @@ class _Layer:
 # ----------------------------------------------------------------------------------------------
 
 
-def _bn_relu_forward_math(a: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float):
+def _bn_relu_forward_math(a, gamma, beta, bias, running_mean, running_var, eps: float, momentum: float):
     """``ReLU(γ (a - mean) / sqrt(var + eps) + β)`` with batch statistics over dim 1 (a: (N, b, C)).
 
-    Returns ``(act, mean, var, invstd)``, the last three (N, 1, C). The same formulas as
-    :meth:`StackedAutoencoders._bn_relu_forward`, written functionally so that ``torch.compile``
-    turns them into one reduction and one element-wise pass over ``a``.
+    Returns ``(act, mean, invstd)``, the last two (N, 1, C), and updates ``running_mean`` and
+    ``running_var`` in place as :meth:`StackedAutoencoders._update_running` does (``a`` is the
+    Linear output less its ``bias``). The same formulas as :meth:`StackedAutoencoders._bn_relu_forward`,
+    written functionally so that ``torch.compile`` turns them, the running statistics included,
+    into one reduction and one element-wise pass over ``a``.
     """
+    n_b = a.shape[1]
     mean = a.mean(dim=1, keepdim=True)
     centred = a - mean
     var = (centred * centred).mean(dim=1, keepdim=True)  # biased, for normalising
     invstd = torch.rsqrt(var + eps)
     act = torch.relu(centred * (gamma * invstd) + beta)
-    return act, mean, var, invstd
+    running_mean.mul_(1 - momentum).add_(mean + bias, alpha=momentum)
+    running_var.mul_(1 - momentum).add_(var, alpha=momentum * n_b / (n_b - 1))
+    return act, mean, invstd
 
 
-def _bn_relu_backward_math(grad_act, act, a, mean, invstd, gamma):
-    """Backward of :func:`_bn_relu_forward_math`: ``(da, dγ, dβ)`` from the gradient at ``act``.
+def _bn_relu_backward_math(grad_act, act, a, mean, invstd, gamma, gamma_grad, beta_grad, bias_grad):
+    """Backward of :func:`_bn_relu_forward_math` from the gradient at ``act``: returns ``da``, the
+    gradient at the Linear output, and writes ``dγ``, ``dβ`` and the Linear bias's gradient ``Σ_b da``
+    into ``gamma_grad``, ``beta_grad`` and ``bias_grad``.
 
     ``g = grad_act · [act > 0]``, ``x̂ = (a - mean) invstd``, ``dβ = Σ_b g``, ``dγ = Σ_b g x̂``,
     ``da = γ invstd (g - dβ / b - x̂ dγ / b)``.
@@ -145,7 +152,10 @@ def _bn_relu_backward_math(grad_act, act, a, mean, invstd, gamma):
     dbeta = g.sum(dim=1, keepdim=True)
     dgamma = (g * xhat).sum(dim=1, keepdim=True)
     da = (gamma * invstd) * (g - dbeta / n_b - xhat * (dgamma / n_b))
-    return da, dgamma, dbeta
+    gamma_grad.copy_(dgamma)
+    beta_grad.copy_(dbeta)
+    bias_grad.copy_(da.sum(dim=1, keepdim=True))
+    return da
 
 
 _COMPILED: dict[str, object] = {}
@@ -163,23 +173,26 @@ def _compiled(name: str):
     return _COMPILED[name]
 
 
-def resolve_compile(compile: bool | None) -> bool:
-    """Whether to compile the element-wise kernels: ``compile`` if given, else the environment
-    variable ``ASDLIB_COMPILE`` (``1``/``0``), else off.
+def resolve_compile(compile: bool | None, device: torch.device | str = "cpu") -> bool:
+    """Whether to compile the element-wise kernels for training on ``device``: ``compile`` if given,
+    else the environment variable ``ASDLIB_COMPILE`` (``1``/``0``), else on for CUDA and off for a CPU.
 
-    Off by default because it did not pay on the machines measured. On 2 CPU cores, paired, with
-    ``benchmarks/bench_training.py`` (the 9-model grid on 2 threads): 0.90-1.00x the hand-written
-    passes in five runs on 2026-11-25/26 (1.13-1.17x once before, on busy cores); for one model,
-    whose BatchNorm layers otherwise run as :mod:`asdlib.train_kernels`' loops, 0.83-0.91x; on
-    one thread, where the loops take every layer, 0.93-0.96x. On a GPU the step is replayed as a
-    CUDA graph (:func:`resolve_cuda_graphs`), to whose launch saving the compiled kernels barely
-    add (on an H200, a one-epoch run of the paper's grid took 1.60 s with them, already compiled,
-    and 1.71 s without). Compiling costs 5-20 s once per process (2-5 s with torch's warm on-disk
-    cache).
+    On a CPU it did not pay. On 2 cores, paired, with ``benchmarks/bench_training.py`` (the 9-model
+    grid on 2 threads): 0.90-1.00x the hand-written passes in five runs on 2026-11-25/26
+    (1.13-1.17x once before, on busy cores); for one model, whose BatchNorm layers otherwise run as
+    :mod:`asdlib.train_kernels`' loops, 0.83-0.91x; on one thread, where the loops take every
+    layer, 0.93-0.96x. On a GPU, where the step is replayed as a CUDA graph
+    (:func:`resolve_cuda_graphs`) and its time is that of its few hundred small kernels, the
+    compiled kernels (BatchNorm, ReLU, the running statistics and the γ, β and bias gradients as a
+    few generated kernels per layer, instead of 24 launched one by one) pay: on an H100 on 2026-11-27, one steady epoch of the
+    paper's 9-model grid took 0.95 s compiled and 1.41 s not, and the 50 epochs 63.0 s with a cold
+    compilation (about 8 s, once per process; 2-5 s with torch's warm on-disk cache) against about
+    78 s.
     """
     if compile is not None:
         return bool(compile)
-    return bool(_env_flag("ASDLIB_COMPILE"))
+    env = _env_flag("ASDLIB_COMPILE")
+    return env if env is not None else torch.device(device).type == "cuda"
 
 
 def _env_flag(name: str) -> bool | None:
@@ -427,7 +440,7 @@ class StackedAutoencoders(nn.Module):
             layer, grad_out = layers[j], ws.grad[layers[j].width]
             bias_done = False  # whether the BatchNorm backward also wrote the Linear bias's gradient
             if isinstance(saved[j], tuple):  # (act, mean, invstd) of the compiled forward
-                grad = self._bn_relu_backward_compiled(layer, grad_out, ws.pre[j], *saved[j])
+                grad, bias_done = self._bn_relu_backward_compiled(layer, grad_out, ws.pre[j], *saved[j]), True
             elif kernels:
                 grad, bias_done = self._bn_relu_backward_kernel(layer, grad_out, ws.pre[j], ws.act[j], saved[j]), True
             else:
@@ -459,23 +472,19 @@ class StackedAutoencoders(nn.Module):
         return out
 
     def _bn_relu_forward_compiled(self, layer: _Layer, h_in: torch.Tensor, pre: torch.Tensor):
-        """:meth:`_bn_relu_forward` by the compiled kernel: ``a`` stays in ``pre``; returns
-        ``(act, mean, invstd)`` for the backward pass, or None if compilation failed."""
+        """:meth:`_bn_relu_forward` by the compiled kernel (running statistics included): ``a``
+        stays in ``pre``; returns ``(act, mean, invstd)`` for the backward pass, or None if
+        compilation failed."""
         a = torch.bmm(h_in, layer.weight.transpose(1, 2), out=pre)  # (N, b, C), a - bias
-        out = self._call_compiled("forward", a, layer.gamma, layer.beta, self.config.bn_eps)
-        if out is None:
-            return None
-        act, mean, var, invstd = out
-        self._update_running(layer, mean, var, a.shape[1])
-        return act, mean, invstd
+        return self._call_compiled("forward", a, layer.gamma, layer.beta, layer.bias, layer.running_mean, layer.running_var,
+                                   self.config.bn_eps, self.config.bn_momentum)
 
     def _bn_relu_backward_compiled(self, layer: _Layer, grad_act, a, act, mean, invstd) -> torch.Tensor:
-        """:meth:`_bn_relu_backward` by the compiled kernel (the eager formulas if it cannot compile)."""
-        out = self._call_compiled("backward", grad_act, act, a, mean, invstd, layer.gamma)
-        da, dgamma, dbeta = out if out is not None else _bn_relu_backward_math(grad_act, act, a, mean, invstd, layer.gamma)
-        layer.gamma.grad.copy_(dgamma)
-        layer.beta.grad.copy_(dbeta)
-        return da
+        """:meth:`_bn_relu_backward` by the compiled kernel, which also writes the Linear bias's
+        gradient (the eager formulas if it cannot compile)."""
+        args = (grad_act, act, a, mean, invstd, layer.gamma, layer.gamma.grad, layer.beta.grad, layer.bias.grad)
+        da = self._call_compiled("backward", *args)
+        return da if da is not None else _bn_relu_backward_math(*args)
 
     def _update_running(self, layer: _Layer, mean: torch.Tensor, var: torch.Tensor, n_b: int) -> None:
         """Running statistics as ``nn.BatchNorm1d``: momentum ``m``, unbiased variance; ``mean`` of ``a - bias``."""
@@ -713,6 +722,24 @@ def resolve_cuda_graphs(cuda_graphs: bool | None, device: torch.device) -> bool:
     return bool(cuda_graphs)
 
 
+#: on CUDA the hold-out is validated in chunks of this many vectors (at least the batch size): a few
+#: wide launches instead of one per training-sized batch (on a CPU, batch-sized chunks keep the
+#: activations in cache)
+CUDA_VALIDATION_CHUNK = 2048
+
+
+def _epoch_order(plans: dict[int, BatchPlan], seeds: list[int], device: torch.device) -> tuple[torch.Tensor, list[int]]:
+    """The next epoch's batches of every model: ``(order, sizes)``, ``order`` (K, n_used) on ``device``
+    (each model's plan's shuffle, one per distinct seed), ``sizes`` the batches' lengths."""
+    batches = {seed: plan.epoch() for seed, plan in plans.items()}
+    sizes = [len(b) for b in next(iter(batches.values()))]  # the same for all: same n_vectors and batch size
+    shuffled = {seed: torch.cat(bs) for seed, bs in batches.items()}
+    order = torch.stack([shuffled[seed] for seed in seeds])
+    if device.type == "cuda":  # pinned: the copy does not wait for the steps already queued
+        return order.pin_memory().to(device, non_blocking=True), sizes
+    return order.to(device), sizes
+
+
 def n_steps_per_epoch(n_vectors: int, config: Config) -> int:
     """Training steps in one epoch of ``n_vectors`` (after the hold-out; a final batch of 1 dropped)."""
     n_train = n_vectors - int(round(config.validation_split * n_vectors))
@@ -744,24 +771,23 @@ def fit_models(
     start = time.perf_counter()
     first = inputs[0][0]
     n_vectors, device, dtype = len(first), first.device, first.dtype
-    plans = [batch_plan(n_vectors, config, seed) for seed in seeds]
+    plans = {seed: batch_plan(n_vectors, config, seed) for seed in dict.fromkeys(seeds)}  # models of one seed share its plan
     stack = StackedAutoencoders([m.to(device=device, dtype=dtype) for m in models], weights, config,
-                                compile=resolve_compile(compile)).to(device, dtype)
+                                compile=resolve_compile(compile, device)).to(device, dtype)
     stack.cuda_graphs = resolve_cuda_graphs(cuda_graphs, device)
     fused_adam = device.type in ("cpu", "cuda")  # one kernel for all tensors; same arithmetic
     optimizer = torch.optim.Adam(stack.parameters(), lr=config.lr, **({"fused": True} if fused_adam else {}),
                                  **({"capturable": True} if stack.cuda_graphs else {}))
     gather = _Gatherer(inputs, seeds)
     graphed = _CudaGraphStep(stack, gather, optimizer) if stack.cuda_graphs else None
-    val_idx = torch.stack([p.val_idx for p in plans]).to(device)  # (K, n_val)
+    val_idx = torch.stack([plans[seed].val_idx for seed in seeds]).to(device)  # (K, n_val)
+    val_chunk = config.batch_size if device.type != "cuda" else max(config.batch_size, CUDA_VALIDATION_CHUNK)
     histories = [History() for _ in models]
     n_steps = 0
+    order, sizes = _epoch_order(plans, seeds, device)
     bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         epoch_start = time.perf_counter()
-        batches = [p.epoch() for p in plans]  # each model's own batches, in its own order
-        sizes = [len(b) for b in batches[0]]  # the same for all: same n_vectors and batch size
-        order = torch.stack([torch.cat(bs) for bs in batches]).to(device)  # (K, n_used)
         running = torch.zeros(len(models), dtype=torch.float64, device=device)
         offset = 0
         for size in sizes:
@@ -774,8 +800,11 @@ def fit_models(
             running += losses * size
             offset += size
         n_steps += len(sizes)
+        if epoch + 1 < config.epochs:  # on a GPU, while it still runs the steps queued above
+            next_order = _epoch_order(plans, seeds, device)
+        val_sum = _validate(stack, gather, val_idx, config.input_dim, val_chunk)
         train_loss = (running / offset).tolist()
-        val_loss = _validate(stack, gather, val_idx, config.input_dim, config.batch_size).tolist()
+        val_loss = val_sum.tolist()
         epoch_seconds = time.perf_counter() - epoch_start
         for name, hist, tl, vl in zip(names, histories, train_loss, val_loss):
             _check_finite(tl, name, epoch)
@@ -783,6 +812,8 @@ def fit_models(
             hist.val_loss.append(vl)
             hist.epoch_seconds.append(epoch_seconds)
         bar.set_postfix(loss=f"{sum(train_loss) / len(models):.3f}", val=f"{sum(val_loss) / len(models):.3f}")
+        if epoch + 1 < config.epochs:
+            order, sizes = next_order
     stack.copy_to(models, n_steps)
     seconds = (time.perf_counter() - start) / len(models)
     for model, hist in zip(models, histories):
@@ -832,9 +863,9 @@ def train_fused(
     compile : bool or None
         Fuse the BatchNorm/ReLU element-wise passes with ``torch.compile``
         (:class:`StackedAutoencoders`). None (default): the environment variable
-        ``ASDLIB_COMPILE`` (``1``/``0``) if set, else off (:func:`resolve_compile` says why).
-        Compiling costs 2-20 s once per process and shape; if it fails, a warning says why and
-        the hand-written kernels are used.
+        ``ASDLIB_COMPILE`` (``1``/``0``) if set, else on for CUDA tensors and off for CPU ones
+        (:func:`resolve_compile` says why). Compiling costs 2-20 s once per process and shape; if
+        it fails, a warning says why and the hand-written kernels are used.
     cuda_graphs : bool or None
         Replay each full-batch step (gather, forward, backward, Adam) as one captured CUDA graph
         instead of launching its few hundred kernels one by one: the same kernels, so the same

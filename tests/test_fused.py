@@ -343,13 +343,16 @@ def test_compile_setting_comes_from_the_argument_then_the_environment(monkeypatc
     from asdlib.fused import resolve_compile
 
     monkeypatch.delenv("ASDLIB_COMPILE", raising=False)
-    assert resolve_compile(None) is False  # off by default: it did not pay where measured
+    assert resolve_compile(None) is False  # off by default on a CPU: it did not pay there
+    assert resolve_compile(None, "cuda") is True  # on by default on a GPU: it did
     assert resolve_compile(True) is True
+    assert resolve_compile(False, torch.device("cuda")) is False
     monkeypatch.setenv("ASDLIB_COMPILE", "1")
     assert resolve_compile(None) is True
     assert resolve_compile(False) is False
     monkeypatch.setenv("ASDLIB_COMPILE", "0")
     assert resolve_compile(None) is False
+    assert resolve_compile(None, "cuda") is False
     assert resolve_compile(True) is True
     monkeypatch.delenv("ASDLIB_COMPILE")
     features = make_features(300, torch.float32)
