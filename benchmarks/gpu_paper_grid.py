@@ -14,7 +14,9 @@ graphs on) for 50 epochs on synthetic vectors of the paper's size (309,000 per i
     folders for a cold start).
 ``first_epoch_seconds``, ``median_later_epoch_seconds``, ``setup_seconds``
     What the first epoch took, the steady epoch (validation included), and the wall time outside
-    the epochs (initial weights, stacking, allocations; copying the trained weights back).
+    the epochs: initial weights, stacking, copying the trained weights back, and, in a fresh
+    process, mostly torch importing ``torch._dynamo`` in the first ``torch.optim.Adam`` (seconds,
+    once per process).
 ``final_train_loss``, ``final_val_loss``
     The models' mean losses after the last epoch: equal across code versions whose training
     arithmetic is the same.
