@@ -122,10 +122,10 @@ def _bn_relu_forward_math(a, gamma, beta, bias, running_mean, running_var, eps: 
     """``ReLU(γ (a - mean) / sqrt(var + eps) + β)`` with batch statistics over dim 1 (a: (N, b, C)).
 
     Returns ``(act, mean, invstd)``, the last two (N, 1, C), and updates ``running_mean`` and
-    ``running_var`` in place as :meth:`StackedAutoencoders._update_running` does (``a`` is the
-    Linear output less its ``bias``). The same formulas as :meth:`StackedAutoencoders._bn_relu_forward`,
-    written functionally so that ``torch.compile`` turns them, the running statistics included,
-    into one reduction and one element-wise pass over ``a``.
+    ``running_var`` in place (:func:`_update_running`; ``a`` is the Linear output less its
+    ``bias``). The same formulas as :meth:`StackedAutoencoders._bn_relu_forward`, written
+    functionally so that ``torch.compile`` turns them, the running statistics included, into one
+    reduction and one element-wise pass over ``a``.
     """
     n_b = a.shape[1]
     mean = a.mean(dim=1, keepdim=True)
@@ -133,9 +133,15 @@ def _bn_relu_forward_math(a, gamma, beta, bias, running_mean, running_var, eps: 
     var = (centred * centred).mean(dim=1, keepdim=True)  # biased, for normalising
     invstd = torch.rsqrt(var + eps)
     act = torch.relu(centred * (gamma * invstd) + beta)
+    _update_running(running_mean, running_var, mean, var, bias, n_b, momentum)
+    return act, mean, invstd
+
+
+def _update_running(running_mean, running_var, mean, var, bias, n_b: int, momentum: float) -> None:
+    """Running statistics as ``nn.BatchNorm1d``: momentum ``momentum``, unbiased variance of a batch
+    of ``n_b``; ``mean`` is that of ``a - bias``, so the bias is added back."""
     running_mean.mul_(1 - momentum).add_(mean + bias, alpha=momentum)
     running_var.mul_(1 - momentum).add_(var, alpha=momentum * n_b / (n_b - 1))
-    return act, mean, invstd
 
 
 def _bn_relu_backward_math(grad_act, act, a, mean, invstd, gamma, gamma_grad, beta_grad, bias_grad):
@@ -184,10 +190,10 @@ def resolve_compile(compile: bool | None, device: torch.device | str = "cpu") ->
     layer, 0.93-0.96x. On a GPU, where the step is replayed as a CUDA graph
     (:func:`resolve_cuda_graphs`) and its time is that of its few hundred small kernels, the
     compiled kernels (BatchNorm, ReLU, the running statistics and the γ, β and bias gradients as a
-    few generated kernels per layer, instead of 24 launched one by one) pay: on an H100 on 2026-11-27, one steady epoch of the
-    paper's 9-model grid took 0.95 s compiled and 1.41 s not, and the 50 epochs 63.0 s with a cold
-    compilation (about 8 s, once per process; 2-5 s with torch's warm on-disk cache) against about
-    78 s.
+    few generated kernels per layer, instead of 24 launched one by one) pay: on an H100 on
+    2026-11-27, one steady epoch of the paper's 9-model grid took 0.95 s compiled and 1.41 s not;
+    the 50 epochs took 63.0 s with a cold compilation (about 8 s, once per process; 2-5 s with
+    torch's warm on-disk cache), against about 78 s projected without it from 20-epoch runs.
     """
     if compile is not None:
         return bool(compile)
@@ -486,12 +492,6 @@ class StackedAutoencoders(nn.Module):
         da = self._call_compiled("backward", *args)
         return da if da is not None else _bn_relu_backward_math(*args)
 
-    def _update_running(self, layer: _Layer, mean: torch.Tensor, var: torch.Tensor, n_b: int) -> None:
-        """Running statistics as ``nn.BatchNorm1d``: momentum ``m``, unbiased variance; ``mean`` of ``a - bias``."""
-        m = self.config.bn_momentum
-        layer.running_mean.mul_(1 - m).add_(mean + layer.bias, alpha=m)
-        layer.running_var.mul_(1 - m).add_(var, alpha=m * n_b / (n_b - 1))
-
     def _bn_relu_forward(self, layer: _Layer, h_in: torch.Tensor, pre: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """``act = ReLU(γ x̂ + β)``, ``x̂ = (a - mean) / sqrt(var + eps)``, ``a = h_in Wᵀ + bias``.
 
@@ -507,7 +507,7 @@ class StackedAutoencoders(nn.Module):
         invstd = (var + cfg.bn_eps).rsqrt_()
         xhat = centred.mul_(invstd)
         torch.addcmul(layer.beta, xhat, layer.gamma, out=act).relu_()
-        self._update_running(layer, mean, var, n_b)
+        _update_running(layer.running_mean, layer.running_var, mean, var, layer.bias, n_b, cfg.bn_momentum)
         return invstd
 
     @staticmethod
@@ -800,8 +800,8 @@ def fit_models(
             running += losses * size
             offset += size
         n_steps += len(sizes)
-        if epoch + 1 < config.epochs:  # on a GPU, while it still runs the steps queued above
-            next_order = _epoch_order(plans, seeds, device)
+        if epoch + 1 < config.epochs:  # the next epoch's; on a GPU, while it still runs the steps queued above
+            order, sizes = _epoch_order(plans, seeds, device)
         val_sum = _validate(stack, gather, val_idx, config.input_dim, val_chunk)
         train_loss = (running / offset).tolist()
         val_loss = val_sum.tolist()
@@ -812,8 +812,6 @@ def fit_models(
             hist.val_loss.append(vl)
             hist.epoch_seconds.append(epoch_seconds)
         bar.set_postfix(loss=f"{sum(train_loss) / len(models):.3f}", val=f"{sum(val_loss) / len(models):.3f}")
-        if epoch + 1 < config.epochs:
-            order, sizes = next_order
     stack.copy_to(models, n_steps)
     seconds = (time.perf_counter() - start) / len(models)
     for model, hist in zip(models, histories):
