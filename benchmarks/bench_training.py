@@ -21,7 +21,8 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     wheels) on as many threads, interleaved the same way. It is context, not the reference:
     training runs its products on PyTorch's BLAS (MKL in the x86 wheels), and on the AMD EPYC
     of the README's runs OpenBLAS is about 10 % faster at this size, so the per-core figure
-    also prints ``fraction_of_numpy_matmul``.
+    also prints ``fraction_of_numpy_matmul``. And ``per_core_gflops``: one such product per core
+    at once, each process on one thread (see ``fused_grid_per_core``).
 ``single_loop``
     :func:`asdlib.train.train_model_autograd` (the readable one-model-at-a-time autograd loop,
     ``Adam(fused=True)``), batch 256, for the baseline and the dual AE, epochs of 36,000
@@ -55,7 +56,12 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     trains the 9-model grid at the same time as the others (``E + 1`` epochs each; the median of
     its epochs after the first); the figure is their summed FLOP rate as a fraction of the matmul
     rate on all threads, best of the repeats (one per-core run in each repeat, interleaved with the
-    other runs; ``fraction_of_matmul_each_repeat`` lists them all).
+    other runs; ``fraction_of_matmul_each_repeat`` lists them all). Each repeat also measures the
+    cores as these grids use them, one 2048² product per core at once on one thread each
+    (``matmul_rate``'s ``per_core_gflops``, best of the repeats), and
+    ``fraction_of_per_core_matmul`` is the figure against that; the two-thread product sometimes
+    runs well below it. ``fraction_met`` compares the target with the figure against the higher
+    of the two references.
 ``peak_memory``
     Peak resident memory of a fresh subprocess that holds one machine type's paper-profile inputs
     (309,000 vectors x 4 input tensors x 640 float32: mic0, mic0-mic4, mic2, mic2-mic6) and trains
@@ -188,6 +194,36 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def matmul_probe(args) -> None:
+    """Run in a subprocess, one per core at the same time: (2048, 2048) products on this process's
+    threads from ``--start-at`` (a shared clock time, so that every process multiplies while the
+    others do) for ``--probe-seconds``; print the best GFLOP/s."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    out = torch.empty(2048, 2048)
+    torch.mm(a, b, out=out)  # MKL's first-call set-up, before the start
+    time.sleep(max(0.0, args.start_at - time.time()))
+    best, stop = float("inf"), time.time() + args.probe_seconds
+    while time.time() < stop:
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    print(json.dumps({"gflops": 2 * 2048**3 / best / 1e9}))
+
+
+def per_core_matmul_rate(seconds: float = 4.0) -> float:
+    """Summed float32 GFLOP/s of one (2048, 2048) product per core at once, each process on one
+    thread: the cores used as :func:`per_core_grids` uses them (best of each process's products
+    over the same ``seconds``)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5),
+           "--probe-seconds", str(seconds)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(cores)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"a per-core matmul process failed (exit codes {[p.returncode for p in procs]})")
+    return sum(json.loads(out.strip().splitlines()[-1])["gflops"] for out in outs)
 
 
 def numpy_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
@@ -334,6 +370,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per training run; figures are the fastest epoch after the first (default 3)")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--matmul-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-seconds", type=float, default=4.0, help=argparse.SUPPRESS)
     parser.add_argument("--probe-vectors", type=int, default=12_000, help=argparse.SUPPRESS)
     parser.add_argument("--quick-vectors", type=int, default=20_000, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -345,6 +384,8 @@ def main() -> None:
         return memory_probe(args)
     if args.grid_probe:
         return grid_probe(args)
+    if args.matmul_probe:
+        return matmul_probe(args)
     tune_malloc()  # as the runner's grid processes do
 
     device = resolve_device(args.device)
@@ -383,6 +424,7 @@ def main() -> None:
         seconds[key] = min(seconds[key], value)
 
     per_core: list[list[dict]] = []  # each repeat's per-core grids (CPU)
+    per_core_peak = 0.0  # and the per-core matmul reference, measured beside them
     for _ in range(repeats):
         peak = max(peak, matmul_rate(device, repeats=3))  # the reference rate, paired with the rest
         if device.type == "cpu":
@@ -398,8 +440,11 @@ def main() -> None:
             best("dcase_as_shipped", time_dcase_reference(array64, config, detect_anomaly=True))
             best("dcase_stripped", time_dcase_reference(array64, config, detect_anomaly=False))
             per_core.append(per_core_grids(args, n_vectors))
+            per_core_peak = max(per_core_peak, per_core_matmul_rate())
     emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
          **({} if device.type != "cpu" else {
+             "per_core_gflops": round(per_core_peak, 1),
+             "per_core_note": "one 2048² product per core at once, each process on one thread (as the per-core grids use the cores)",
              "numpy_blas_gflops": round(numpy_peak, 1),
              "numpy_note": "the same product by NumPy's BLAS, same threads and repeats: context only, training runs on PyTorch's"}))
     for spec in (GRID[0], GRID[1]):
@@ -469,11 +514,14 @@ def main() -> None:
             gflops=round(total_gflops, 1),
             fraction_of_matmul=round(total_gflops / peak, 3),
             exact_fraction_of_matmul=round(exact_gflops / peak, 3),
+            fraction_of_per_core_matmul=round(total_gflops / per_core_peak, 3),
             fraction_of_numpy_matmul=round(total_gflops / numpy_peak, 3),
             target_fraction=TARGET_FRACTION,
-            fraction_met=total_gflops / peak >= TARGET_FRACTION,
+            fraction_met=total_gflops / max(peak, per_core_peak) >= TARGET_FRACTION,
             note="one grid per core at once, each on one torch thread (as asdlib.runner trains grids); "
-                 "median epoch after the first; best of the interleaved repeats; against the matmul rate on all threads",
+                 "median epoch after the first; best of the interleaved repeats; fraction_of_matmul is against the "
+                 "matmul rate on all threads, fraction_of_per_core_matmul against one product per core at once; "
+                 "fraction_met: against the higher of the two",
         )
     emit(
         "compiled",
