@@ -216,14 +216,9 @@ def per_core_matmul_rate(seconds: float = 4.0) -> float:
     """Summed float32 GFLOP/s of one (2048, 2048) product per core at once, each process on one
     thread: the cores used as :func:`per_core_grids` uses them (best of each process's products
     over the same ``seconds``)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5),
            "--probe-seconds", str(seconds)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(cores)]
-    outs = [p.communicate()[0] for p in procs]
-    if any(p.returncode for p in procs):
-        raise RuntimeError(f"a per-core matmul process failed (exit codes {[p.returncode for p in procs]})")
-    return sum(json.loads(out.strip().splitlines()[-1])["gflops"] for out in outs)
+    return sum(out["gflops"] for out in run_per_core(cmd, "matmul"))
 
 
 def numpy_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
@@ -351,15 +346,20 @@ def grid_probe(args) -> None:
     print(json.dumps({"seconds": seconds, "trained_vectors": n_train(args.probe_vectors, config), "threads": torch.get_num_threads()}))
 
 
-def per_core_grids(args, n_vectors: int) -> list[dict]:
-    """Start :func:`grid_probe` in one single-threaded process per core, all at once; their outputs."""
+def run_per_core(cmd: list[str], what: str) -> list[dict]:
+    """Start ``cmd`` once per core, all at once; each process's last output line, parsed as JSON."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    cmd = [sys.executable, __file__, "--grid-probe", "--threads", "1", "--epochs", str(args.epochs), "--probe-vectors", str(n_vectors)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(cores)]
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
-        raise RuntimeError(f"a per-core grid process failed (exit codes {[p.returncode for p in procs]})")
+        raise RuntimeError(f"a per-core {what} process failed (exit codes {[p.returncode for p in procs]})")
     return [json.loads(out.strip().splitlines()[-1]) for out in outs]
+
+
+def per_core_grids(args, n_vectors: int) -> list[dict]:
+    """Start :func:`grid_probe` in one single-threaded process per core, all at once; their outputs."""
+    cmd = [sys.executable, __file__, "--grid-probe", "--threads", "1", "--epochs", str(args.epochs), "--probe-vectors", str(n_vectors)]
+    return run_per_core(cmd, "grid")
 
 
 def main() -> None:
