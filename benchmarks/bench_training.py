@@ -123,6 +123,7 @@ PAPER_VECTORS = 309_000  # 1,000 normal training clips x 309 vectors (10 s, 313 
 PAPER_MACHINES = 4
 TARGET_SPEEDUP = 1.8
 TARGET_FRACTION = 0.75
+PER_CORE_MATMUL_REPEATS = 20  # about 4 s of 2048² products on one thread here
 
 
 def steady(epoch_seconds: list[float], how=min) -> float:
@@ -197,27 +198,18 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
 
 
 def matmul_probe(args) -> None:
-    """Run in a subprocess, one per core at the same time: (2048, 2048) products on this process's
-    threads from ``--start-at`` (a shared clock time, so that every process multiplies while the
-    others do) for ``--probe-seconds``; print the best GFLOP/s."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    out = torch.empty(2048, 2048)
-    torch.mm(a, b, out=out)  # MKL's first-call set-up, before the start
+    """Run in a subprocess, one per core at the same time: :func:`matmul_rate` on this process's
+    threads, started at ``--start-at`` (a shared clock time, so that every process multiplies while
+    the others do); print it."""
     time.sleep(max(0.0, args.start_at - time.time()))
-    best, stop = float("inf"), time.time() + args.probe_seconds
-    while time.time() < stop:
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    print(json.dumps({"gflops": 2 * 2048**3 / best / 1e9}))
+    print(json.dumps({"gflops": matmul_rate(torch.device("cpu"), repeats=PER_CORE_MATMUL_REPEATS)}))
 
 
-def per_core_matmul_rate(seconds: float = 4.0) -> float:
+def per_core_matmul_rate() -> float:
     """Summed float32 GFLOP/s of one (2048, 2048) product per core at once, each process on one
-    thread: the cores used as :func:`per_core_grids` uses them (best of each process's products
-    over the same ``seconds``)."""
-    cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5),
-           "--probe-seconds", str(seconds)]
+    thread: the cores used as :func:`per_core_grids` uses them (each process's best of
+    :data:`PER_CORE_MATMUL_REPEATS`, all started together)."""
+    cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
     return sum(out["gflops"] for out in run_per_core(cmd, "matmul"))
 
 
@@ -372,7 +364,6 @@ def main() -> None:
     parser.add_argument("--grid-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--matmul-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
-    parser.add_argument("--probe-seconds", type=float, default=4.0, help=argparse.SUPPRESS)
     parser.add_argument("--probe-vectors", type=int, default=12_000, help=argparse.SUPPRESS)
     parser.add_argument("--quick-vectors", type=int, default=20_000, help=argparse.SUPPRESS)
     args = parser.parse_args()
