@@ -237,13 +237,14 @@ def _mel_power_frames(y: np.ndarray, config: Config) -> np.ndarray:
     power = np.abs(spectrum) ** config.power
     # one BLAS thread: a multi-threaded float32 GEMM splits its sums by thread count, and the features
     # (so every metric) would then depend on OMP_NUM_THREADS and on the machine's core count
-    with _blas().limit(limits=1, user_api="blas"):
+    with blas_threads().limit(limits=1, user_api="blas"):
         return power @ mel_filters(config)
 
 
 @lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
-    """The process's BLAS thread pools, inspected once (limiting them is then cheap)."""
+def blas_threads() -> ThreadpoolController:
+    """The process's BLAS thread pools (NumPy's), inspected once: limiting them is then cheap
+    (``blas_threads().limit(limits=1, user_api="blas")``)."""
     return ThreadpoolController()
 
 

@@ -49,7 +49,8 @@ next to the code; ``tests/test_fused.py`` checks whole short runs against autogr
 real features, from identical states, in float64 and float32. On one torch thread (how the
 runner trains grids) the BatchNorm/ReLU layers run as the compiled loops of :mod:`asdlib.train_kernels`
 instead of PyTorch passes: the same formulas, three passes each way over one network's block at a
-time while it stays in the cache. With ``compile=True`` the
+time while it stays in the cache; and the matrix products as ``numpy.matmul`` on the tensors' memory
+(NumPy's BLAS, faster than torch's at these sizes here: :func:`resolve_numpy_matmul`). With ``compile=True`` the
 BatchNorm/ReLU passes of full batches run as ``torch.compile`` d kernels of the same formulas
 (:func:`_bn_relu_forward_math`, :func:`_bn_relu_backward_math`).
 
@@ -63,17 +64,19 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .config import Config
+from .features import blas_threads
 from .modelspec import ModelSpec, grid_inputs
 from .train import BatchPlan, History, TrainingDivergedError, _check_finite, batch_plan, init_model
 from .train_kernels import bn_relu_backward, bn_relu_forward
 
 __all__ = ["train_fused", "fit_models", "StackedAutoencoders", "TrainingDivergedError", "check_tensors", "resolve_compile",
-           "resolve_cuda_graphs"]
+           "resolve_cuda_graphs", "resolve_numpy_matmul"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,8 +212,40 @@ def _env_flag(name: str) -> bool | None:
 
 
 def _array(t: torch.Tensor):
-    """The NumPy view of a CPU tensor (no copy), for the compiled loops."""
+    """The NumPy view of a CPU tensor (no copy), for the compiled loops and NumPy's products."""
     return t.detach().numpy()
+
+
+def resolve_numpy_matmul(numpy_matmul: bool | None = None) -> bool:
+    """Whether the one-thread CPU path computes its matrix products with NumPy's BLAS:
+    ``numpy_matmul`` if given, else the environment variable ``ASDLIB_NUMPY_MATMUL`` (``1``/``0``),
+    else whether NumPy runs on a BLAS library (``threadpoolctl`` finds one: OpenBLAS in NumPy's wheels).
+
+    On this project's 2-core AMD EPYC (torch 2.13.0, whose CPU wheel multiplies with MKL; NumPy's
+    OpenBLAS 0.3.31), one thread, the training step's batched products of 17 networks at batch
+    256, medians of 25 in two runs: NumPy's ``g @ W`` (the input gradient) took 4-16 % less time
+    than ``torch.bmm`` for the layers 128 wide on both sides or 640 wide out, 27-48 % less for the
+    8- and 16-wide ones; the forward and weight-gradient products were within a few per cent
+    either way (a third to a half less for the narrow layers); a 2048²
+    product ran at 103.5 GFLOP/s against torch's 93-94. Whole runs, the 9-model grid on 24,000
+    vectors (4 epochs, median epoch after the first), one process with NumPy's products and one
+    with torch's at once, one per core, 6 times (2026-11-27): 0.998-1.059x as fast, median 1.04.
+    On two threads OpenBLAS's threads were far slower on these small products, so the trainer uses
+    them on one thread only (:meth:`StackedAutoencoders.uses_numpy_matmul`).
+    """
+    if numpy_matmul is not None:
+        return bool(numpy_matmul)
+    env = _env_flag("ASDLIB_NUMPY_MATMUL")
+    return env if env is not None else bool(blas_threads().select(user_api="blas").lib_controllers)
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, numpy: bool) -> torch.Tensor:
+    """``out = a @ b`` for stacks of matrices, (N, n, k) @ (N, k, m): by ``torch.bmm``, or, with
+    ``numpy``, by ``numpy.matmul`` on the same memory (CPU tensors; either may be a transposed view)."""
+    if numpy:
+        np.matmul(_array(a), _array(b), out=_array(out))
+        return out
+    return torch.bmm(a, b, out=out)
 
 
 class _Workspace:
@@ -257,6 +292,13 @@ class StackedAutoencoders(nn.Module):
         faster on one thread; on two threads, one baseline model 1.15-1.22x faster, a 3-model
         stack (5 networks) 1.02-1.03x, the 9-model grid (17 networks) 0.83-0.96x (slower: there
         PyTorch's passes use both threads, the loops one).
+    numpy_matmul : bool or None
+        On one torch thread, where the loops of ``cpu_kernels`` run, also compute the step's batched
+        matrix products with ``numpy.matmul`` on the tensors' memory (NumPy's BLAS, OpenBLAS in its
+        wheels, on one thread) instead of ``torch.bmm`` (MKL in torch's CPU wheels): the same
+        products, to rounding (:meth:`uses_numpy_matmul`). None: :func:`resolve_numpy_matmul` (on
+        when NumPy has a BLAS). Not on two threads: there OpenBLAS's threads made an epoch of one
+        baseline model about 9x slower (7.2-7.4 s against 0.69-0.90 s, 40,000 vectors).
 
     Attributes
     ----------
@@ -272,11 +314,12 @@ class StackedAutoencoders(nn.Module):
     """
 
     def __init__(self, models: list[nn.Module], weights: list[list[float]], config: Config, compile: bool = False,
-                 cpu_kernels: bool = True):
+                 cpu_kernels: bool = True, numpy_matmul: bool | None = None):
         super().__init__()
         self.config = config
         self.compile = compile
         self.cpu_kernels = cpu_kernels
+        self.numpy_matmul = resolve_numpy_matmul(numpy_matmul)
         self.compile_seconds = 0.0
         self.cuda_graphs = False  # set by fit_models
         self._compiled_shapes: set = set()
@@ -393,6 +436,11 @@ class StackedAutoencoders(nn.Module):
         small = torch.get_num_threads() == 1 or self.n_networks <= CPU_KERNELS_MAX_NETWORKS
         return self.cpu_kernels and x.device.type == "cpu" and small
 
+    def uses_numpy_matmul(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`train_step` computes the products of the loops' layers with ``numpy.matmul``
+        for the batch ``x``: ``numpy_matmul``, the loops (:meth:`uses_cpu_kernels`) and one torch thread."""
+        return self.numpy_matmul and self.uses_cpu_kernels(x) and torch.get_num_threads() == 1
+
     @torch.no_grad()
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """Forward and backward pass of one batch in training mode.
@@ -414,6 +462,7 @@ class StackedAutoencoders(nn.Module):
         n, b, d = x.shape
         layers = self.layers()
         kernels = self.uses_cpu_kernels(x)
+        numpy = self.uses_numpy_matmul(x)  # the products by NumPy's BLAS
         for p in self.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -427,7 +476,7 @@ class StackedAutoencoders(nn.Module):
             compiled = self.compile and layer.width >= 32 and b == self.config.batch_size
             out = self._bn_relu_forward_compiled(layer, h, ws.pre[j]) if compiled else None
             if out is None and kernels:  # compiled loops in the workspace
-                saved.append(self._bn_relu_forward_kernel(layer, h, ws.pre[j], ws.act[j]))
+                saved.append(self._bn_relu_forward_kernel(layer, h, ws.pre[j], ws.act[j], numpy))
                 h = ws.act[j]
             elif out is None:  # hand-written passes in the workspace
                 saved.append(self._bn_relu_forward(layer, h, ws.pre[j], ws.act[j]))
@@ -441,7 +490,7 @@ class StackedAutoencoders(nn.Module):
         sse = torch.linalg.vector_norm(residual, dim=(1, 2)).square_()  # (N,)
         # backward: d(Σ_k loss_k)/dr = 2 w r / (b D)
         grad = residual.mul_((2 * self.loss_weight.to(x.dtype) / (b * d)).view(-1, 1, 1))
-        self._linear_backward(out, grad, h, ws.grad[h.shape[2]])  # h: last act (workspace or compiled)
+        self._linear_backward(out, grad, h, ws.grad[h.shape[2]], numpy=numpy)  # h: last act (workspace or compiled)
         for j in reversed(range(len(layers) - 1)):
             layer, grad_out = layers[j], ws.grad[layers[j].width]
             bias_done = False  # whether the BatchNorm backward also wrote the Linear bias's gradient
@@ -452,12 +501,12 @@ class StackedAutoencoders(nn.Module):
             else:
                 grad = self._bn_relu_backward(layer, grad_out, ws.pre[j], ws.act[j], saved[j])  # at the Linear output
             if j == 0:
-                self._linear_backward(layer, grad, inputs[j], None, bias_done)  # no gradient for the data
+                self._linear_backward(layer, grad, inputs[j], None, bias_done, numpy)  # no gradient for the data
             elif j == self.n_enc:
-                grad_in = self._linear_backward(layer, grad, inputs[j], grad.new_empty(inputs[j].shape), bias_done)
+                grad_in = self._linear_backward(layer, grad, inputs[j], grad.new_empty(inputs[j].shape), bias_done, numpy)
                 self._split_latent_grad(grad_in, ws.grad[layers[j - 1].width])
             else:
-                self._linear_backward(layer, grad, inputs[j], ws.grad[inputs[j].shape[2]], bias_done)
+                self._linear_backward(layer, grad, inputs[j], ws.grad[inputs[j].shape[2]], bias_done, numpy)
         return self.combine(sse, b * d)
 
     def _call_compiled(self, name: str, *args):
@@ -525,10 +574,12 @@ class StackedAutoencoders(nn.Module):
         g.sub_(layer.beta.grad, alpha=1 / n_b).addcmul_(xhat, layer.gamma.grad, value=-1 / n_b)
         return g.mul_(layer.gamma * invstd)
 
-    def _bn_relu_forward_kernel(self, layer: _Layer, h_in: torch.Tensor, pre: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    def _bn_relu_forward_kernel(self, layer: _Layer, h_in: torch.Tensor, pre: torch.Tensor, act: torch.Tensor,
+                                numpy: bool = False) -> torch.Tensor:
         """:meth:`_bn_relu_forward` by :func:`asdlib.train_kernels.bn_relu_forward` (CPU): the same
-        outputs and running statistics in three passes over each network's block."""
-        a = torch.bmm(h_in, layer.weight.transpose(1, 2), out=pre)  # (N, b, C), a - bias
+        outputs and running statistics in three passes over each network's block (the product by
+        NumPy with ``numpy``)."""
+        a = _bmm(h_in, layer.weight.transpose(1, 2), pre, numpy)  # (N, b, C), a - bias
         invstd = a.new_empty(a.shape[0], 1, a.shape[2])
         bn_relu_forward(_array(a), _array(layer.gamma), _array(layer.beta), self.config.bn_eps, self.config.bn_momentum,
                         _array(layer.bias), _array(layer.running_mean), _array(layer.running_var), _array(act), _array(invstd))
@@ -544,13 +595,13 @@ class StackedAutoencoders(nn.Module):
 
     @staticmethod
     def _linear_backward(layer: _Layer, grad: torch.Tensor, h_in: torch.Tensor, grad_in: torch.Tensor | None,
-                         bias_done: bool = False) -> torch.Tensor | None:
+                         bias_done: bool = False, numpy: bool = False) -> torch.Tensor | None:
         """``a = h_in Wᵀ + bias``: ``dW = gradᵀ h_in``, ``dbias = Σ_b grad`` (unless ``bias_done``),
-        ``dh_in = grad W`` (into ``grad_in``)."""
-        torch.bmm(grad.transpose(1, 2), h_in, out=layer.weight.grad)  # (N, out, in)
+        ``dh_in = grad W`` (into ``grad_in``); the products by NumPy with ``numpy``."""
+        _bmm(grad.transpose(1, 2), h_in, layer.weight.grad, numpy)  # (N, out, in)
         if not bias_done:
             torch.sum(grad, dim=1, keepdim=True, out=layer.bias.grad)
-        return None if grad_in is None else torch.bmm(grad, layer.weight, out=grad_in)
+        return None if grad_in is None else _bmm(grad, layer.weight, grad_in, numpy)
 
     @torch.no_grad()
     def copy_to(self, models: list[nn.Module], n_steps: int) -> None:
@@ -790,15 +841,16 @@ def fit_models(
         epoch_start = time.perf_counter()
         running = torch.zeros(len(models), dtype=torch.float64, device=device)
         offset = 0
-        for size in sizes:
-            idx = order[:, offset : offset + size]
-            if graphed is not None and size == config.batch_size:
-                losses = graphed(idx)  # (K,)
-            else:
-                losses = stack.train_step(gather(idx))
-                optimizer.step()
-            running += losses * size
-            offset += size
+        with blas_threads().limit(limits=torch.get_num_threads(), user_api="blas"):  # NumPy's products: torch's threads
+            for size in sizes:
+                idx = order[:, offset : offset + size]
+                if graphed is not None and size == config.batch_size:
+                    losses = graphed(idx)  # (K,)
+                else:
+                    losses = stack.train_step(gather(idx))
+                    optimizer.step()
+                running += losses * size
+                offset += size
         n_steps += len(sizes)
         if epoch + 1 < config.epochs:  # the next epoch's; on a GPU, while it still runs the steps queued above
             order, sizes = _epoch_order(plans, seeds, device)

@@ -18,11 +18,12 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
 ``matmul_rate``
     float32 ``(2048, 2048) @ (2048, 2048)`` on all threads, best of several: the reference rate.
     On a CPU also ``numpy_blas_gflops``: the same product by NumPy's BLAS (OpenBLAS in NumPy's
-    wheels) on as many threads, interleaved the same way. It is context, not the reference:
-    training runs its products on PyTorch's BLAS (MKL in the x86 wheels), and on the AMD EPYC
-    of the README's runs OpenBLAS is about 10 % faster at this size, so the per-core figure
-    also prints ``fraction_of_numpy_matmul``. And ``per_core_gflops``: one such product per core
-    at once, each process on one thread (see ``fused_grid_per_core``).
+    wheels) on as many threads, interleaved the same way. And ``per_core_gflops`` and
+    ``per_core_numpy_gflops``: one such product per core at once, each process on one thread, by
+    PyTorch's BLAS (MKL in the x86 wheels) and by NumPy's (see ``fused_grid_per_core``). On one
+    thread the grids multiply with NumPy's BLAS (:func:`asdlib.fused.resolve_numpy_matmul`),
+    which on the AMD EPYC of the README's runs is about 10 % faster at this size, so its rates are
+    references too: the per-core figure is judged against the highest of the four.
 ``single_loop``
     :func:`asdlib.train.train_model_autograd` (the readable one-model-at-a-time autograd loop,
     ``Adam(fused=True)``), batch 256, for the baseline and the dual AE, epochs of 36,000
@@ -52,16 +53,18 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     reached, and whether the targets (1.8x, 75 %) are met.
 ``fused_grid_per_core``
     How :mod:`asdlib.runner` trains grids on a CPU: one grid per core, each on one torch thread
-    (where the BatchNorm layers run as :mod:`asdlib.train_kernels`' loops). One fresh process per core
+    (where the BatchNorm layers run as :mod:`asdlib.train_kernels`' loops and the matrix products
+    by NumPy's BLAS). One fresh process per core
     trains the 9-model grid at the same time as the others (``E + 1`` epochs each; the median of
     its epochs after the first); the figure is their summed FLOP rate as a fraction of the matmul
     rate on all threads, best of the repeats (one per-core run in each repeat, interleaved with the
     other runs; ``fraction_of_matmul_each_repeat`` lists them all). Each repeat also measures the
-    cores as these grids use them, one 2048² product per core at once on one thread each
-    (``matmul_rate``'s ``per_core_gflops``, best of the repeats), and
-    ``fraction_of_per_core_matmul`` is the figure against that; the two-thread product sometimes
-    runs well below it. ``fraction_met`` compares the target with the figure against the higher
-    of the two references.
+    cores as these grids use them, one 2048² product per core at once on one thread each, by
+    either BLAS (``matmul_rate``'s ``per_core_gflops`` and ``per_core_numpy_gflops``, best of the
+    repeats); ``fraction_of_per_core_matmul`` and ``fraction_of_per_core_numpy_matmul`` are the
+    figure against those (the two-thread product sometimes runs well below them), and
+    ``fraction_of_best_matmul`` against the highest of the four references, which is what
+    ``fraction_met`` compares with the target.
 ``peak_memory``
     Peak resident memory of a fresh subprocess that holds one machine type's paper-profile inputs
     (309,000 vectors x 4 input tensors x 640 float32: mic0, mic0-mic4, mic2, mic2-mic6) and trains
@@ -198,24 +201,26 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
 
 
 def matmul_probe(args) -> None:
-    """Run in a subprocess, one per core at the same time: :func:`matmul_rate` on this process's
-    threads, started at ``--start-at`` (a shared clock time, so that every process multiplies while
-    the others do); print it."""
+    """Run in a subprocess, one per core at the same time: :func:`matmul_rate` and
+    :func:`numpy_matmul_rate` on this process's threads, started at ``--start-at`` (a shared clock
+    time, so that every process multiplies while the others do); print them."""
     time.sleep(max(0.0, args.start_at - time.time()))
-    print(json.dumps({"gflops": matmul_rate(torch.device("cpu"), repeats=PER_CORE_MATMUL_REPEATS)}))
+    print(json.dumps({"gflops": matmul_rate(torch.device("cpu"), repeats=PER_CORE_MATMUL_REPEATS),
+                      "numpy_gflops": numpy_matmul_rate(repeats=PER_CORE_MATMUL_REPEATS)}))
 
 
-def per_core_matmul_rate() -> float:
+def per_core_matmul_rate() -> tuple[float, float]:
     """Summed float32 GFLOP/s of one (2048, 2048) product per core at once, each process on one
-    thread: the cores used as :func:`per_core_grids` uses them (each process's best of
-    :data:`PER_CORE_MATMUL_REPEATS`, all started together)."""
+    thread, by PyTorch's BLAS and by NumPy's: the cores used as :func:`per_core_grids` uses them
+    (each process's best of :data:`PER_CORE_MATMUL_REPEATS`, all started together)."""
     cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
-    return sum(out["gflops"] for out in run_per_core(cmd, "matmul"))
+    outs = run_per_core(cmd, "matmul")
+    return sum(out["gflops"] for out in outs), sum(out["numpy_gflops"] for out in outs)
 
 
 def numpy_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
     """float32 GFLOP/s of the same product by NumPy's BLAS (OpenBLAS in NumPy's wheels) on torch's
-    thread count: another library's rate on this machine, for context (training uses PyTorch's)."""
+    thread count: the other library's rate on this machine (the one-thread grids multiply with it)."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), dtype=np.float32)
@@ -415,7 +420,7 @@ def main() -> None:
         seconds[key] = min(seconds[key], value)
 
     per_core: list[list[dict]] = []  # each repeat's per-core grids (CPU)
-    per_core_peak = 0.0  # and the per-core matmul reference, measured beside them
+    per_core_peak = per_core_numpy_peak = 0.0  # and the per-core matmul references, measured beside them
     for _ in range(repeats):
         peak = max(peak, matmul_rate(device, repeats=3))  # the reference rate, paired with the rest
         if device.type == "cpu":
@@ -431,13 +436,15 @@ def main() -> None:
             best("dcase_as_shipped", time_dcase_reference(array64, config, detect_anomaly=True))
             best("dcase_stripped", time_dcase_reference(array64, config, detect_anomaly=False))
             per_core.append(per_core_grids(args, n_vectors))
-            per_core_peak = max(per_core_peak, per_core_matmul_rate())
+            torch_rate, numpy_rate = per_core_matmul_rate()
+            per_core_peak, per_core_numpy_peak = max(per_core_peak, torch_rate), max(per_core_numpy_peak, numpy_rate)
     emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
          **({} if device.type != "cpu" else {
              "per_core_gflops": round(per_core_peak, 1),
+             "per_core_numpy_gflops": round(per_core_numpy_peak, 1),
              "per_core_note": "one 2048² product per core at once, each process on one thread (as the per-core grids use the cores)",
              "numpy_blas_gflops": round(numpy_peak, 1),
-             "numpy_note": "the same product by NumPy's BLAS, same threads and repeats: context only, training runs on PyTorch's"}))
+             "numpy_note": "the same products by NumPy's BLAS, same threads and repeats (the one-thread grids multiply with it)"}))
     for spec in (GRID[0], GRID[1]):
         rate = trained / seconds[spec.kind]
         gflops = rate * train_flops(len(spec.inputs), config) / 1e9
@@ -491,6 +498,7 @@ def main() -> None:
             return sum(g["trained_vectors"] * flops / g["seconds"] / 1e9 for g in grids)
 
         grids = max(per_core, key=summed_gflops)  # best of the repeats, as every other figure
+        best_peak = max(peak, per_core_peak, numpy_peak, per_core_numpy_peak)
         total_gflops, exact_gflops = summed_gflops(grids), summed_gflops(grids, grid_exact)
         emit(
             "fused_grid_per_core",
@@ -507,12 +515,15 @@ def main() -> None:
             exact_fraction_of_matmul=round(exact_gflops / peak, 3),
             fraction_of_per_core_matmul=round(total_gflops / per_core_peak, 3),
             fraction_of_numpy_matmul=round(total_gflops / numpy_peak, 3),
+            fraction_of_per_core_numpy_matmul=round(total_gflops / per_core_numpy_peak, 3),
+            fraction_of_best_matmul=round(total_gflops / best_peak, 3),
             target_fraction=TARGET_FRACTION,
-            fraction_met=total_gflops / max(peak, per_core_peak) >= TARGET_FRACTION,
+            fraction_met=total_gflops / best_peak >= TARGET_FRACTION,
             note="one grid per core at once, each on one torch thread (as asdlib.runner trains grids); "
-                 "median epoch after the first; best of the interleaved repeats; fraction_of_matmul is against the "
-                 "matmul rate on all threads, fraction_of_per_core_matmul against one product per core at once; "
-                 "fraction_met: against the higher of the two",
+                 "median epoch after the first; best of the interleaved repeats; fraction_of_matmul is against "
+                 "PyTorch's matmul rate on all threads, fraction_of_per_core_matmul against one product per core at "
+                 "once, the numpy ones against NumPy's BLAS (the grids' products on one thread); fraction_met: against "
+                 "the highest of the four",
         )
     emit(
         "compiled",

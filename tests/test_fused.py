@@ -263,7 +263,7 @@ def test_cpu_kernels_do_the_same_step(one_torch_thread, monkeypatch, dtype, batc
     models = [init_model(s, config, 0).to(dtype) for s in SPECS]
     weights = [s.weights for s in SPECS]
     passes = StackedAutoencoders(models, weights, config, cpu_kernels=False)
-    loops = StackedAutoencoders(models, weights, config, cpu_kernels=True)
+    loops = StackedAutoencoders(models, weights, config, cpu_kernels=True, numpy_matmul=False)
     x = make_features(batch, dtype)["mic0"].expand(passes.n_networks, batch, 640).contiguous()
     for _ in range(2):  # the second step starts from the running statistics the first one left
         ref_losses, ref = _one_step(passes, x)
@@ -276,6 +276,58 @@ def test_cpu_kernels_do_the_same_step(one_torch_thread, monkeypatch, dtype, batc
         # a Linear bias before a BatchNorm has a gradient of exactly 0 in exact arithmetic: both
         # ways give rounding noise there (1e-16 in float64, 1e-7 in float32), so only atol applies
         torch.testing.assert_close(got[name], value, rtol=rtol, atol=atol, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
+    """On one thread the step's products can run as numpy.matmul on the tensors' memory: torch.bmm's
+    losses, gradients and running statistics, to rounding; every product of the step goes there."""
+    import asdlib.fused as fused
+
+    calls = {True: 0, False: 0}
+
+    def counted(a, b, out, numpy):
+        calls[numpy] += 1
+        return bmm(a, b, out, numpy)
+
+    bmm = fused._bmm
+    monkeypatch.setattr(fused, "_bmm", counted)
+    config = Config(batch_size=32)
+    models = [init_model(s, config, 0).to(dtype) for s in SPECS]
+    weights = [s.weights for s in SPECS]
+    by_torch = StackedAutoencoders(models, weights, config, numpy_matmul=False)
+    by_numpy = StackedAutoencoders(models, weights, config, numpy_matmul=True)
+    x = make_features(32, dtype)["mic0"].expand(by_torch.n_networks, 32, 640).contiguous()
+    for _ in range(2):
+        ref_losses, ref = _one_step(by_torch, x)
+        got_losses, got = _one_step(by_numpy, x)
+    n_layers = len(by_numpy.layers())  # per step: a forward product per BatchNorm layer, dW per layer, dX but the first
+    assert calls == {False: 2 * (3 * n_layers - 2), True: 2 * (3 * n_layers - 2)}
+    rtol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-5)
+    torch.testing.assert_close(got_losses, ref_losses, rtol=rtol, atol=0)
+    for name, value in ref.items():
+        torch.testing.assert_close(got[name], value, rtol=rtol, atol=atol, msg=name)
+
+
+def test_numpy_matmul_only_on_one_thread(torch_threads, monkeypatch):
+    """NumPy's products where the loops run and torch has one thread (OpenBLAS's threads made one
+    model 9x slower on two); ASDLIB_NUMPY_MATMUL=0 or numpy_matmul=False turn them off."""
+    from asdlib.fused import resolve_numpy_matmul
+
+    config = Config(batch_size=32)
+    one = StackedAutoencoders([init_model(SPECS[0], config, 0)], [SPECS[0].weights], config, numpy_matmul=True)
+    x = torch.zeros(1, 32, 640)
+    torch_threads(2)
+    assert one.uses_cpu_kernels(x) and not one.uses_numpy_matmul(x)
+    torch_threads(1)
+    assert one.uses_numpy_matmul(x)
+    assert not StackedAutoencoders([init_model(SPECS[0], config, 0)], [SPECS[0].weights], config, cpu_kernels=False,
+                                   numpy_matmul=True).uses_numpy_matmul(x)
+    monkeypatch.delenv("ASDLIB_NUMPY_MATMUL", raising=False)
+    assert resolve_numpy_matmul(None) is True  # NumPy's wheels bring OpenBLAS
+    monkeypatch.setenv("ASDLIB_NUMPY_MATMUL", "0")
+    assert resolve_numpy_matmul(None) is False and resolve_numpy_matmul(True) is True
+    assert not StackedAutoencoders([init_model(SPECS[0], config, 0)], [SPECS[0].weights], config).uses_numpy_matmul(x)
 
 
 def test_cpu_kernels_run_on_one_thread_or_for_one_model(torch_threads):
