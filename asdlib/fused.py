@@ -437,9 +437,11 @@ class StackedAutoencoders(nn.Module):
         return self.cpu_kernels and x.device.type == "cpu" and small
 
     def uses_numpy_matmul(self, x: torch.Tensor) -> bool:
-        """Whether :meth:`train_step` computes the products of the loops' layers with ``numpy.matmul``
-        for the batch ``x``: ``numpy_matmul``, the loops (:meth:`uses_cpu_kernels`) and one torch thread."""
-        return self.numpy_matmul and self.uses_cpu_kernels(x) and torch.get_num_threads() == 1
+        """Whether :meth:`train_step` computes its products (all but the output layer's forward one)
+        with ``numpy.matmul`` for the batch ``x``: ``numpy_matmul``, the loops (:meth:`uses_cpu_kernels`),
+        one torch thread, and float32 or float64."""
+        precision = x.dtype in (torch.float32, torch.float64)
+        return self.numpy_matmul and precision and self.uses_cpu_kernels(x) and torch.get_num_threads() == 1
 
     @torch.no_grad()
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
