@@ -225,8 +225,9 @@ def resolve_numpy_matmul(numpy_matmul: bool | None = None) -> bool:
     OpenBLAS 0.3.31), one thread, the training step's batched products of 17 networks at batch
     256, medians of 25 in two runs: NumPy's ``g @ W`` (the input gradient) took 4-16 % less time
     than ``torch.bmm`` for the layers 128 wide on both sides or 640 wide out, 27-48 % less for the
-    8- and 16-wide ones; the forward and weight-gradient products were within a few per cent
-    either way (a third to a half less for the narrow layers); a 2048²
+    8- and 16-wide ones; the forward and weight-gradient products of the wide layers were within a
+    few per cent either way (on the narrow ones the weight gradients and the 16-wide forward
+    product a third to a half faster, the 8-wide forward product about a third slower); a 2048²
     product ran at 103.5 GFLOP/s against torch's 93-94. Whole runs, the 9-model grid on 24,000
     vectors (4 epochs, median epoch after the first), one process with NumPy's products and one
     with torch's at once, one per core, 6 times (2026-11-27): 0.998-1.059x as fast, median 1.04.
