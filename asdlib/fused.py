@@ -59,6 +59,7 @@ Shapes: ``K`` models, ``N`` networks (``Σ_k n_inputs_k``), ``B`` batch, ``D = 6
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -462,10 +463,15 @@ class StackedAutoencoders(nn.Module):
         torch.Tensor [shape=(K,)]
             Each model's loss ``Σ_m w_m MSE(x_m, x̂_m)`` on the batch.
         """
+        numpy = self.uses_numpy_matmul(x)  # the products by NumPy's BLAS, held to one thread
+        with blas_threads().limit(limits=1, user_api="blas") if numpy else contextlib.nullcontext():
+            return self._forward_backward(x, self.uses_cpu_kernels(x), numpy)
+
+    def _forward_backward(self, x: torch.Tensor, kernels: bool, numpy: bool) -> torch.Tensor:
+        """:meth:`train_step`'s work, the BatchNorm layers by the loops with ``kernels`` and the
+        products by NumPy with ``numpy``."""
         n, b, d = x.shape
         layers = self.layers()
-        kernels = self.uses_cpu_kernels(x)
-        numpy = self.uses_numpy_matmul(x)  # the products by NumPy's BLAS
         for p in self.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -844,16 +850,15 @@ def fit_models(
         epoch_start = time.perf_counter()
         running = torch.zeros(len(models), dtype=torch.float64, device=device)
         offset = 0
-        with blas_threads().limit(limits=torch.get_num_threads(), user_api="blas"):  # NumPy's products: torch's threads
-            for size in sizes:
-                idx = order[:, offset : offset + size]
-                if graphed is not None and size == config.batch_size:
-                    losses = graphed(idx)  # (K,)
-                else:
-                    losses = stack.train_step(gather(idx))
-                    optimizer.step()
-                running += losses * size
-                offset += size
+        for size in sizes:
+            idx = order[:, offset : offset + size]
+            if graphed is not None and size == config.batch_size:
+                losses = graphed(idx)  # (K,)
+            else:
+                losses = stack.train_step(gather(idx))
+                optimizer.step()
+            running += losses * size
+            offset += size
         n_steps += len(sizes)
         if epoch + 1 < config.epochs:  # the next epoch's; on a GPU, while it still runs the steps queued above
             order, sizes = _epoch_order(plans, seeds, device)

@@ -285,9 +285,12 @@ def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
     import asdlib.fused as fused
 
     calls = {True: 0, False: 0}
+    blas_threads = set()  # NumPy's BLAS threads during its products: train_step holds them to one
 
     def counted(a, b, out, numpy):
         calls[numpy] += 1
+        if numpy:
+            blas_threads.update(lib["num_threads"] for lib in fused.blas_threads().info() if lib["user_api"] == "blas")
         return bmm(a, b, out, numpy)
 
     bmm = fused._bmm
@@ -303,6 +306,7 @@ def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
         got_losses, got = _one_step(by_numpy, x)
     n_layers = len(by_numpy.layers())  # per step: a forward product per BatchNorm layer, dW per layer, dX but the first
     assert calls == {False: 2 * (3 * n_layers - 2), True: 2 * (3 * n_layers - 2)}
+    assert blas_threads == {1}
     rtol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-5)
     torch.testing.assert_close(got_losses, ref_losses, rtol=rtol, atol=0)
     for name, value in ref.items():
