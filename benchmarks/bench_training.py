@@ -18,12 +18,14 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
 ``matmul_rate``
     float32 ``(2048, 2048) @ (2048, 2048)`` on all threads, best of several: the reference rate.
     On a CPU also ``numpy_blas_gflops``: the same product by NumPy's BLAS (OpenBLAS in NumPy's
-    wheels) on as many threads, interleaved the same way. And ``per_core_gflops`` and
-    ``per_core_numpy_gflops``: one such product per core at once, each process on one thread, by
-    PyTorch's BLAS (MKL in the x86 wheels) and by NumPy's (see ``fused_grid_per_core``). On one
-    thread the grids multiply with NumPy's BLAS (:func:`asdlib.fused.resolve_numpy_matmul`),
-    which on the AMD EPYC of the README's runs is about 10 % faster at this size, so its rates are
-    references too: the per-core figure is judged against the highest of the four.
+    wheels) on as many threads, interleaved the same way, and ``onednn_gflops``: by oneDNN, the
+    third matrix-product library in this environment (in PyTorch's wheels; training does not use
+    it). And ``per_core_gflops``, ``per_core_numpy_gflops`` and ``per_core_onednn_gflops``: one
+    such product per core at once, each process on one thread, by each library (see
+    ``fused_grid_per_core``). On one thread the grids multiply with NumPy's BLAS
+    (:func:`asdlib.fused.resolve_numpy_matmul`), which on the AMD EPYC of the README's runs is
+    about 10 % faster than PyTorch's MKL at this size, and oneDNN about 5 % faster still; the
+    per-core figure is judged against the highest of the six rates.
 ``single_loop``
     :func:`asdlib.train.train_model_autograd` (the readable one-model-at-a-time autograd loop,
     ``Adam(fused=True)``), batch 256, for the baseline and the dual AE, epochs of 36,000
@@ -60,11 +62,12 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     rate on all threads, best of the repeats (one per-core run in each repeat, interleaved with the
     other runs; ``fraction_of_matmul_each_repeat`` lists them all). Each repeat also measures the
     cores as these grids use them, one 2048² product per core at once on one thread each, by
-    either BLAS (``matmul_rate``'s ``per_core_gflops`` and ``per_core_numpy_gflops``, best of the
-    repeats); ``fraction_of_per_core_matmul`` and ``fraction_of_per_core_numpy_matmul`` are the
-    figure against those (the two-thread product sometimes runs well below them), and
-    ``fraction_of_best_matmul`` against the highest of the four references, which is what
-    ``fraction_met`` compares with the target.
+    each library (``matmul_rate``'s ``per_core_*gflops``, best of the repeats);
+    ``fraction_of_per_core_matmul``, ``fraction_of_per_core_numpy_matmul`` and
+    ``fraction_of_per_core_onednn_matmul`` are the figure against those (the two-thread product
+    sometimes runs well below them), and ``fraction_of_best_matmul`` against the highest of the
+    six references (named by ``best_matmul_reference``), which is what ``fraction_met`` compares
+    with the target.
 ``peak_memory``
     Peak resident memory of a fresh subprocess that holds one machine type's paper-profile inputs
     (309,000 vectors x 4 input tensors x 640 float32: mic0, mic0-mic4, mic2, mic2-mic6) and trains
@@ -136,6 +139,8 @@ def steady(epoch_seconds: list[float], how=min) -> float:
 
 
 def emit(figure: str, **values) -> None:
+    """Print one figure as a JSON line (a NaN, a rate not measured, as null)."""
+    values = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in values.items()}
     print(json.dumps({"figure": figure, **values}), flush=True)
 
 
@@ -201,21 +206,30 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
 
 
 def matmul_probe(args) -> None:
-    """Run in a subprocess, one per core at the same time: :func:`matmul_rate` and
-    :func:`numpy_matmul_rate` on this process's threads, started at ``--start-at`` (a shared clock
-    time, so that every process multiplies while the others do); print them."""
+    """Run in a subprocess, one per core at the same time: :func:`library_matmul_rates` on this
+    process's threads, started at ``--start-at`` (a shared clock time, so that every process
+    multiplies while the others do); print them."""
     time.sleep(max(0.0, args.start_at - time.time()))
-    print(json.dumps({"gflops": matmul_rate(torch.device("cpu"), repeats=PER_CORE_MATMUL_REPEATS),
-                      "numpy_gflops": numpy_matmul_rate(repeats=PER_CORE_MATMUL_REPEATS)}))
+    print(json.dumps(library_matmul_rates(repeats=PER_CORE_MATMUL_REPEATS)))
 
 
-def per_core_matmul_rate() -> tuple[float, float]:
+def per_core_matmul_rate() -> dict[str, float]:
     """Summed float32 GFLOP/s of one (2048, 2048) product per core at once, each process on one
-    thread, by PyTorch's BLAS and by NumPy's: the cores used as :func:`per_core_grids` uses them
-    (each process's best of :data:`PER_CORE_MATMUL_REPEATS`, all started together)."""
+    thread, by each library of :func:`library_matmul_rates`: the cores used as
+    :func:`per_core_grids` uses them (each process's best of :data:`PER_CORE_MATMUL_REPEATS`, all
+    started together)."""
     cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
     outs = run_per_core(cmd, "matmul")
-    return sum(out["gflops"] for out in outs), sum(out["numpy_gflops"] for out in outs)
+    return {key: sum(out[key] for out in outs) for key in outs[0]}
+
+
+def library_matmul_rates(repeats: int = 10) -> dict[str, float]:
+    """float32 GFLOP/s of the (2048, 2048) product on torch's thread count by each BLAS this
+    environment has: PyTorch's (``gflops``, MKL in the x86 wheels), NumPy's (``numpy_gflops``,
+    OpenBLAS) and oneDNN (``onednn_gflops``), each the best of ``repeats``."""
+    cpu = torch.device("cpu")
+    return {"gflops": matmul_rate(cpu, repeats=repeats), "numpy_gflops": numpy_matmul_rate(repeats=repeats),
+            "onednn_gflops": onednn_matmul_rate(repeats=repeats)}
 
 
 def numpy_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
@@ -231,6 +245,30 @@ def numpy_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
             np.matmul(a, b, out=out)
             best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def onednn_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
+    """float32 GFLOP/s of the same product by oneDNN, the third matrix-product library of this
+    environment (in PyTorch's CPU wheels; reached through ``torch.ops.mkldnn._linear_pointwise``,
+    the operator ``torch.compile`` emits for linear layers, ``a @ bᵀ``) on torch's threads; NaN
+    where that operator is missing. Training does not use it (its small products are no faster
+    overall, see the README); it is a reference, the fastest of the three on the README's machine."""
+    try:
+        linear = torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return float("nan")
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        linear(a, b, None, "none", [], "")
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def highest(*rates: float) -> float:
+    """The highest of ``rates`` that were measured (NaN: a library that is missing)."""
+    return max((r for r in rates if not np.isnan(r)), default=float("nan"))
 
 
 def time_single(spec: ModelSpec, features, config: Config, trainer=train_model_autograd) -> float:
@@ -396,7 +434,9 @@ def main() -> None:
         quick=args.quick,
     )
     peak = matmul_rate(device)
-    numpy_peak = numpy_matmul_rate() if device.type == "cpu" else float("nan")
+    cpu = device.type == "cpu"
+    numpy_peak = numpy_matmul_rate() if cpu else float("nan")
+    onednn_peak = onednn_matmul_rate() if cpu else float("nan")
 
     # first, while this process is small: a fresh process inherits the parent's ru_maxrss
     cmd = [sys.executable, __file__, "--memory-probe", "--device", args.device]
@@ -420,11 +460,12 @@ def main() -> None:
         seconds[key] = min(seconds[key], value)
 
     per_core: list[list[dict]] = []  # each repeat's per-core grids (CPU)
-    per_core_peak = per_core_numpy_peak = 0.0  # and the per-core matmul references, measured beside them
+    per_core_peaks = dict.fromkeys(("gflops", "numpy_gflops", "onednn_gflops"), float("nan"))  # measured beside them
     for _ in range(repeats):
         peak = max(peak, matmul_rate(device, repeats=3))  # the reference rate, paired with the rest
-        if device.type == "cpu":
-            numpy_peak = max(numpy_peak, numpy_matmul_rate(repeats=3))
+        if cpu:
+            numpy_peak = highest(numpy_peak, numpy_matmul_rate(repeats=3))
+            onednn_peak = highest(onednn_peak, onednn_matmul_rate(repeats=3))
         for spec in (GRID[0], GRID[1]):
             best(spec.kind, time_single(spec, features, config))
         fused_epoch, fused_first = time_fused(features, config)
@@ -436,15 +477,19 @@ def main() -> None:
             best("dcase_as_shipped", time_dcase_reference(array64, config, detect_anomaly=True))
             best("dcase_stripped", time_dcase_reference(array64, config, detect_anomaly=False))
             per_core.append(per_core_grids(args, n_vectors))
-            torch_rate, numpy_rate = per_core_matmul_rate()
-            per_core_peak, per_core_numpy_peak = max(per_core_peak, torch_rate), max(per_core_numpy_peak, numpy_rate)
+            for key, rate in per_core_matmul_rate().items():
+                per_core_peaks[key] = highest(per_core_peaks[key], rate)
+    per_core_peak, per_core_numpy_peak, per_core_onednn_peak = per_core_peaks.values()
     emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
          **({} if device.type != "cpu" else {
              "per_core_gflops": round(per_core_peak, 1),
              "per_core_numpy_gflops": round(per_core_numpy_peak, 1),
+             "per_core_onednn_gflops": round(per_core_onednn_peak, 1),
              "per_core_note": "one 2048² product per core at once, each process on one thread (as the per-core grids use the cores)",
              "numpy_blas_gflops": round(numpy_peak, 1),
-             "numpy_note": "the same products by NumPy's BLAS, same threads and repeats (the one-thread grids multiply with it)"}))
+             "numpy_note": "the same products by NumPy's BLAS, same threads and repeats (the one-thread grids multiply with it)",
+             "onednn_gflops": round(onednn_peak, 1),
+             "onednn_note": "the same products by oneDNN (in PyTorch's wheels; not used by training): a reference"}))
     for spec in (GRID[0], GRID[1]):
         rate = trained / seconds[spec.kind]
         gflops = rate * train_flops(len(spec.inputs), config) / 1e9
@@ -498,7 +543,10 @@ def main() -> None:
             return sum(g["trained_vectors"] * flops / g["seconds"] / 1e9 for g in grids)
 
         grids = max(per_core, key=summed_gflops)  # best of the repeats, as every other figure
-        best_peak = max(peak, per_core_peak, numpy_peak, per_core_numpy_peak)
+        references = {"matmul": peak, "per_core_matmul": per_core_peak, "numpy_matmul": numpy_peak,
+                      "per_core_numpy_matmul": per_core_numpy_peak, "onednn_matmul": onednn_peak,
+                      "per_core_onednn_matmul": per_core_onednn_peak}
+        best_peak = highest(*references.values())
         total_gflops, exact_gflops = summed_gflops(grids), summed_gflops(grids, grid_exact)
         emit(
             "fused_grid_per_core",
@@ -516,14 +564,17 @@ def main() -> None:
             fraction_of_per_core_matmul=round(total_gflops / per_core_peak, 3),
             fraction_of_numpy_matmul=round(total_gflops / numpy_peak, 3),
             fraction_of_per_core_numpy_matmul=round(total_gflops / per_core_numpy_peak, 3),
+            fraction_of_onednn_matmul=round(total_gflops / onednn_peak, 3),
+            fraction_of_per_core_onednn_matmul=round(total_gflops / per_core_onednn_peak, 3),
             fraction_of_best_matmul=round(total_gflops / best_peak, 3),
+            best_matmul_reference=next(k for k, v in references.items() if v == best_peak),
             target_fraction=TARGET_FRACTION,
             fraction_met=total_gflops / best_peak >= TARGET_FRACTION,
             note="one grid per core at once, each on one torch thread (as asdlib.runner trains grids); "
                  "median epoch after the first; best of the interleaved repeats; fraction_of_matmul is against "
                  "PyTorch's matmul rate on all threads, fraction_of_per_core_matmul against one product per core at "
-                 "once, the numpy ones against NumPy's BLAS (the grids' products on one thread); fraction_met: against "
-                 "the highest of the four",
+                 "once, the numpy ones against NumPy's BLAS (the grids' products on one thread), the onednn ones against "
+                 "oneDNN; fraction_met: against the highest of the six (best_matmul_reference)",
         )
     emit(
         "compiled",
