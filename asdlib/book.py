@@ -144,8 +144,8 @@ def load_run(profile: str | None = None, data_root: str | None = None, results_d
 def data_caption(spec: ExperimentSpec) -> str:
     """Where a table's or figure's numbers come from, in one line.
 
-    Examples: ``"simulated data (asdlib.simulate, not MIMII), book profile: 100 training + 200 test
-    clips of 10 s per machine type, 12 epochs, 3 seeds"`` or ``"real MIMII (/data/mimii), paper profile: ..."``.
+    Examples: ``"simulated data (asdlib.simulate, not MIMII), book profile: 60 training + 320 test
+    clips of 10 s per machine type, 5 epochs, batch 64, 3 seeds"`` or ``"real MIMII (/data/mimii), paper profile: ..."``.
     """
     config = spec.model_config()
     if spec.simulated:
@@ -157,7 +157,7 @@ def data_caption(spec: ExperimentSpec) -> str:
         length = ""
     seeds = len(spec.seeds)
     return (f"{source}, {spec.profile} profile: {spec.n_train} training + {spec.n_test} test clips{length} per machine type, "
-            f"{config.epochs} epochs, {seeds} seed{'s' if seeds != 1 else ''}")
+            f"{config.epochs} epochs, batch {config.batch_size}, {seeds} seed{'s' if seeds != 1 else ''}")
 
 
 def score_name(score: str) -> str:
@@ -472,7 +472,11 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
 
     Columns: machine, score, model, baseline AUC, dual AUC (means over seeds, %), ΔAUC and its
     paired-bootstrap 95 % interval (points; clips resampled, the same clips for both models and all
-    seeds), the bootstrap p-value and DeLong's p-value (median over seeds).
+    seeds), the bootstrap p-value, and DeLong's test run on each seed's pair of trained models:
+    ``DeLong seeds +`` and ``DeLong seeds −``, the number of seeds where it finds the dual model
+    better or worse at p < 0.05 (NaN where a class has fewer than 2 test clips). DeLong's test holds
+    one trained pair fixed, so its seeds can disagree in sign; a median of their p-values would hide
+    that.
     """
     from .metrics import delong_test, paired_bootstrap_auc_difference, roc_auc
 
@@ -490,14 +494,33 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
                     continue
                 d = np.stack([store.test_scores(machine, s, ms.name)[score].to_numpy() for s in spec.seeds])
                 boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0)
-                enough = min(int(y.sum()), int(y.size - y.sum())) >= 2  # DeLong's variance needs 2 of each class
-                delong = [delong_test(y, d[k], b[k]).p_value if enough else np.nan for k in range(len(spec.seeds))]
                 rows.append({"machine": machine, "score": score, "model": ms.name,
                              "baseline AUC": 100 * np.mean([roc_auc(y, row) for row in b]),
                              "dual AUC": 100 * np.mean([roc_auc(y, row) for row in d]),
                              "ΔAUC": 100 * boot.difference, "Δ low": 100 * boot.ci_low, "Δ high": 100 * boot.ci_high,
-                             "bootstrap p": boot.p_value, "DeLong p (median over seeds)": float(np.median(delong))})
+                             "bootstrap p": boot.p_value, **_delong_by_seed(y, d, b)})
     return pd.DataFrame(rows)
+
+
+def _delong_by_seed(y: np.ndarray, dual: np.ndarray, base: np.ndarray, level: float = 0.05) -> dict[str, float]:
+    """DeLong's test of each seed's dual scores ``dual[k]`` against its baseline scores ``base[k]``:
+    how many seeds find the dual model significantly better (``DeLong seeds +``) and worse (``−``)."""
+    from .metrics import delong_test
+
+    if min(int(y.sum()), int(y.size - y.sum())) < 2:  # DeLong's variance needs 2 of each class
+        return {"DeLong seeds +": np.nan, "DeLong seeds −": np.nan}
+    tests = [delong_test(y, d, b) for d, b in zip(dual, base)]
+    return {"DeLong seeds +": float(sum(t.p_value < level and t.difference > 0 for t in tests)),
+            "DeLong seeds −": float(sum(t.p_value < level and t.difference < 0 for t in tests))}
+
+
+def paired_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """``tests`` (:func:`paired_comparisons` or :func:`best_of`) as the How-sure page shows it:
+    indexed by machine, score and model, AUCs to 0.1 point, differences to 0.01, p-values to 0.001,
+    DeLong's seed counts as integers; ``n_configs`` (the same in every row, stated in the text) left out."""
+    shown = tests.drop(columns=["n_configs"], errors="ignore").set_index(["machine", "score", "model"])
+    shown = shown.round({"baseline AUC": 1, "dual AUC": 1, "ΔAUC": 2, "Δ low": 2, "Δ high": 2, "bootstrap p": 3, "Bonferroni p": 3})
+    return shown.astype({c: "Int64" for c in ("DeLong seeds +", "DeLong seeds −")})
 
 
 def best_of(tests: pd.DataFrame) -> pd.DataFrame:
@@ -530,13 +553,34 @@ def how_sure_summary(widths, seed_ranges, best: pd.DataFrame, n_seeds: int) -> s
         parts.append(f"The best dual configuration's gain over the baseline ranges from {signed(gains.min())} to {signed(gains.max())} "
                      f"AUC points; {share(n_sig, len(best))} (machine type, score) gains stay significant at 5 % after accounting for "
                      f"the choice among {int(best['n_configs'].iloc[0])} configurations.")
-        delong = best.loc[best["Bonferroni p"] < 0.05, "DeLong p (median over seeds)"]
-        if n_sig and delong.notna().any():
-            n_agree = int((delong < 0.05).sum())
-            verdict = "agrees for all of them" if n_agree == n_sig else f"is below 5 % for {share(n_agree, n_sig)} of them"
-            parts.append(f"DeLong's test on one seed's scores at a time (median p over seeds, without that correction) {verdict}.")
+        parts.append(delong_reading(best, n_seeds))
     text = " ".join(parts)
     return text[0].upper() + text[1:]
+
+
+def delong_reading(best: pd.DataFrame, n_seeds: int) -> str:
+    """A sentence on DeLong's per-seed tests behind the best gains (``DeLong seeds +``/``−`` of
+    :func:`paired_comparisons`), and where the seeds split both ways; empty where none could run."""
+    tested = best.dropna(subset=["DeLong seeds +", "DeLong seeds −"])
+    if tested.empty:
+        return ""
+    plus, minus = int(tested["DeLong seeds +"].sum()), int(tested["DeLong seeds −"].sum())
+    split = int(((tested["DeLong seeds +"] > 0) & (tested["DeLong seeds −"] > 0)).sum())
+    text = (f"DeLong's test, run on one seed's pair of trained models at a time (p < 0.05, uncorrected), finds the dual "
+            f"model better in {plus} and worse in {minus} of the {len(tested) * n_seeds} seed-level comparisons behind "
+            f"these {len(tested)} gains")
+    if split:
+        text += (f"; in {share(split, len(tested))} the seeds split, one significantly better and another significantly "
+                 "worse on the same clips. A difference DeLong finds for one trained pair can be reversed by another seed, "
+                 "so the verdicts here rest on the bootstrap over seeds and clips.")
+    else:
+        text += "; no gain has seeds significant in both directions."
+    sig = tested[tested["Bonferroni p"] < 0.05]
+    if len(sig):
+        text += (f" For the {'gain that stays' if len(sig) == 1 else 'gains that stay'} significant, "
+                 f"{int(sig['DeLong seeds +'].sum())} of {len(sig) * n_seeds} seeds are significantly better by DeLong's test "
+                 f"and {int(sig['DeLong seeds −'].sum())} worse.")
+    return text
 
 
 def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), floor_db: float = -60.0) -> pd.DataFrame:

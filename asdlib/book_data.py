@@ -26,6 +26,8 @@ __all__ = [
     "loss_curves",
     "training_times",
     "decision_table",
+    "flag_rates",
+    "flag_sentence",
     "cell_threshold",
     "glue_figure",
     "captioned",
@@ -114,15 +116,16 @@ def source_positions(spec, root: Path, clip: pd.Series) -> dict[str, tuple[float
     return out
 
 
-def audio_players(clips: pd.DataFrame, mic: int = 0):
+def audio_players(clips: pd.DataFrame, mic: int = 0, origin: str = ""):
     """One IPython ``Audio`` player per clip (microphone ``mic``), all on one common level scale.
 
-    The players are not normalised one by one, so a louder clip sounds louder.
+    The players are not normalised one by one, so a louder clip sounds louder. ``origin`` (e.g.
+    ``"simulated"``) opens each label, so that a player says where its sound comes from.
 
     Returns
     -------
     list of (str, IPython.display.Audio)
-        A label (label, unit, SNR, file) and its player.
+        A label (origin, label, unit, SNR, file) and its player.
     """
     from IPython.display import Audio
 
@@ -132,7 +135,7 @@ def audio_players(clips: pd.DataFrame, mic: int = 0):
     peak = max(float(np.abs(s).max()) for s in signals) or 1.0
     out = []
     for (_, row), s in zip(clips.iterrows(), signals):
-        label = f"{row['label']} — {row['machine']} {row['machine_id']}, {row['snr_db']:g} dB SNR, mic {mic} (`{row['relpath']}`)"
+        label = f"{origin + ' ' if origin else ''}{row['label']} — {row['machine']} {row['machine_id']}, {row['snr_db']:g} dB SNR, mic {mic} (`{row['relpath']}`)"
         out.append((label, Audio(s / peak, rate=int(row["samplerate"]), normalize=False)))
     return out
 
@@ -230,6 +233,43 @@ def decision_table(store) -> pd.DataFrame:
     table.index = [labels[n] for n in table.index]
     table.index.name = "model"
     return table.round(1)
+
+
+def flag_rates(store) -> pd.DataFrame:
+    """How often the gamma threshold flags a clip, per finished cell and score.
+
+    Columns: machine, seed, model, score, percentile (the threshold's, e.g. 0.9), ``train flagged``
+    (% of the model's training clips whose score exceeds the threshold) and ``normal test flagged``
+    (% of the normal test clips decided anomalous: the false alarms).
+    """
+    rows = []
+    for meta in store.cells():
+        machine, seed, model = meta["machine"], meta["seed"], meta["model"]
+        train, test = store.train_scores(machine, seed, model), store.test_scores(machine, seed, model)
+        normal = test[test["y"] == 0]
+        for score, th in meta["thresholds"].items():
+            rows.append({"machine": machine, "seed": seed, "model": model, "score": score, "percentile": th["percentile"],
+                         "train flagged": 100 * float((train[score] > th["threshold"]).mean()),
+                         "normal test flagged": 100 * float(normal[f"decision_{score}"].mean())})
+    return pd.DataFrame(rows)
+
+
+def flag_sentence(rates: pd.DataFrame) -> str:
+    """What the threshold's percentile promises and what the normal test clips got, read off
+    :func:`flag_rates` (means over models, seeds and machine types, and the range over cells)."""
+    if rates.empty:
+        return "No cell has finished, so no clip has been flagged yet."
+    percentile = 100 * float(rates["percentile"].iloc[0])
+    by_score = rates.groupby("score", sort=False)
+    train = " and ".join(f"{g['train flagged'].mean():.1f} % with {score}" for score, g in by_score)
+    test = " and ".join(f"{g['normal test flagged'].mean():.1f} % with {score} (from {g['normal test flagged'].min():.0f} "
+                        f"to {g['normal test flagged'].max():.0f} % by cell)" for score, g in by_score)
+    gap = rates["normal test flagged"].mean() - rates["train flagged"].mean()
+    how = ("more than the training clips: normal clips a model was not fitted to score higher on the whole" if gap > 1
+           else "about as many as the training clips" if gap >= -1 else "fewer than the training clips")
+    return (f"The threshold is the {percentile:.0f}th percentile of a gamma distribution fitted to each model's training "
+            f"scores, so about {100 - percentile:.0f} % of the training clips lie above it (here {train}). Of the normal "
+            f"test clips it flags {test}, {how}. Recall says how many abnormal clips are flagged.")
 
 
 def cell_threshold(store, machine: str, seed: int, model: str, score: str = "mse"):

@@ -232,22 +232,28 @@ def _plot_history_frame(frame: pd.DataFrame, log: bool):
 
     families = list(dict.fromkeys(frame["family"]))
     n_seeds = frame["seed"].nunique()
-    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families) + 1.5, 3.8), sharey=False,
+    ncols = min(len(families), 2)  # two panels a row: a page shows the figure at about 7 inches
+    nrows = -(-len(families) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.8, 3.3 * nrows), sharey=False,
                              squeeze=False, layout="constrained")
+    axes = [list(grid.flat[: len(families)])]
+    for ax in grid.flat[len(families):]:
+        ax.remove()
     for ax, family in zip(axes[0], families):
         sub = frame[frame["family"] == family].copy()
         sub["α"] = sub["alpha"].map(lambda a: "-" if pd.isna(a) else f"{a:g}")
         sns.lineplot(data=sub, x="epoch", y="loss", hue="α", style="split", ax=ax,
                      errorbar=("pi", 100) if n_seeds > 1 else None, palette="viridis" if sub["α"].nunique() > 1 else ["black"],
-                     style_order=["training", "validation"], legend=ax is axes[0][-1] or len(families) == 1)
+                     style_order=["training", "validation"], legend=ax is axes[0][-1])
         ax.set_title(family)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel(r"loss ($\mathcal{L}_{ref} + \alpha\,\mathcal{L}_{dif}$; baseline: MSE)")
-    legend_ax = axes[0][-1]
+    for ax, family in zip(axes[0], families):
+        ax.set_ylabel(r"loss ($\mathcal{L}_{ref} + \alpha\,\mathcal{L}_{dif}$)" if family.startswith("dual") else "loss (MSE)")
+    legend_ax = axes[0][-1]  # the last panel's legend (a dual AE's: every α), beside it
     if legend_ax.get_legend() is not None:
         sns.move_legend(legend_ax, "upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     return fig
@@ -273,7 +279,7 @@ def plot_threshold(train_scores, test_scores: pd.DataFrame, threshold: dict, sco
     name = {"mse": "MSE over the clip's vectors", "mahalanobis": "Mahalanobis, of the clip's mean residual"}.get(score, score)
     ax.set_xlabel(f"anomaly score of a clip ({name})")
     ax.set_ylabel("density (share of clips per score unit)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
@@ -468,9 +474,12 @@ def plot_kind_gains(auc: pd.DataFrame, scores=("mse", "mahalanobis")):
             ax.set_ylim(0, 100)
             ax.set_title(f"{anomaly} anomalies, {score}")
             ax.set_ylabel("AUC (%)")
-            if ax.get_legend() is not None and not (score == scores[0] and anomaly == "spatial"):
-                ax.get_legend().remove()
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes.flat:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles, labels, title="detector", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9, frameon=False)
+    fig.tight_layout()  # the legend beside the panels, where it hides no bar
     return fig
 
 

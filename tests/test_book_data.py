@@ -41,6 +41,8 @@ def test_audio_players_share_one_level_scale(tiny):
     players = bd.audio_players(bd.example_clips(manifest, "fan"), mic=0)
     assert [label.split(" ")[0] for label, _ in players] == ["normal", "abnormal"]
     assert all("<audio" in player._repr_html_() for _, player in players)
+    labelled = bd.audio_players(bd.example_clips(manifest, "fan"), mic=0, origin="real MIMII")
+    assert [label.split(" — ")[0] for label, _ in labelled] == ["real MIMII normal", "real MIMII abnormal"]
 
 
 def test_split_counts_add_up_to_the_profile_sizes(tiny):
@@ -81,6 +83,30 @@ def test_decision_table_has_one_full_row_per_model(run):
     assert not table.isna().any().any()  # no all-NaN rows of model/pair/alpha combinations that do not exist
     assert set(table.columns.get_level_values("metric")) == {"precision", "recall", "F1"}
     assert ((table >= 0) & (table <= 100)).all().all()
+
+
+def test_flag_rates_are_recounted_from_the_scores_and_the_threshold(run):
+    spec, store = run
+    rates = bd.flag_rates(store)
+    assert len(rates) == len(spec.model_specs()) * len(spec.seeds) * len(spec.machines) * len(spec.scores)
+    row = rates.iloc[0]
+    train, test, th = bd.cell_threshold(store, row["machine"], row["seed"], row["model"], row["score"])
+    assert row["train flagged"] == pytest.approx(100 * (train > th["threshold"]).mean())
+    normal = test.loc[test["y"] == 0, row["score"]]
+    assert row["normal test flagged"] == pytest.approx(100 * (normal > th["threshold"]).mean())  # the decisions are score > threshold
+    text = bd.flag_sentence(rates)
+    assert f"{100 * th['percentile']:.0f}th percentile" in text
+    mean = rates.loc[rates["score"] == row["score"], "normal test flagged"].mean()
+    assert f"{mean:.1f} % with {row['score']}" in text
+
+
+def test_flag_sentence_says_which_way_the_test_clips_differ():
+    rates = pd.DataFrame({"score": ["mse", "mse"], "percentile": [0.9, 0.9], "train flagged": [10.0, 10.0],
+                          "normal test flagged": [20.0, 30.0]})
+    text = bd.flag_sentence(rates)
+    assert "25.0 % with mse (from 20 to 30 % by cell)" in text and "more than the training clips" in text
+    rates["normal test flagged"] = [5.0, 5.0]
+    assert "fewer than the training clips" in bd.flag_sentence(rates)
 
 
 def test_loss_curves_cover_every_model_seed_and_epoch(run):
@@ -152,12 +178,28 @@ def test_how_sure_summary_says_where_delong_disagrees_with_the_bootstrap():
     from asdlib.book import how_sure_summary
 
     best = pd.DataFrame({"ΔAUC": [6.3, 2.0, -1.8, 1.0], "Bonferroni p": [0.01, 0.02, 0.5, 0.04],
-                         "DeLong p (median over seeds)": [0.01, 0.27, 0.01, 0.17], "n_configs": [8] * 4})
+                         "DeLong seeds +": [3.0, 1.0, 1.0, 0.0], "DeLong seeds −": [0.0, 0.0, 1.0, 0.0], "n_configs": [8] * 4})
     text = how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
     assert "3 of 4 (machine type, score) gains stay significant" in text
-    assert "is below 5 % for 1 of 3 of them" in text  # the third row's DeLong p is not one of the survivors
-    best["DeLong p (median over seeds)"] = [0.01, 0.01, 0.5, 0.01]
-    assert "agrees for all of them" in how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
+    assert "better in 5 and worse in 1 of the 12 seed-level comparisons behind these 4 gains" in text
+    assert "in 1 of 4 the seeds split" in text  # the third row: one seed better, one worse
+    assert "For the gains that stay significant, 4 of 9 seeds are significantly better" in text
+    best["DeLong seeds −"] = 0.0
+    text = how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
+    assert "no gain has seeds significant in both directions" in text and "split" not in text
+
+
+def test_delong_by_seed_counts_each_direction():
+    """Two seeds whose dual model ranks the clips perfectly and one whose dual model inverts them."""
+    from asdlib.book import _delong_by_seed
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    noise = rng.normal(size=(3, 80))
+    base = noise + 0.5 * y  # a weak detector on every seed
+    dual = np.stack([noise[0] + 5 * y, noise[1] + 5 * y, noise[2] - 5 * y])
+    assert _delong_by_seed(y, dual, base) == {"DeLong seeds +": 2.0, "DeLong seeds −": 1.0}
+    assert np.isnan(_delong_by_seed(np.array([0, 0, 0, 1]), dual[:, :4], base[:, :4])["DeLong seeds +"])
 
 
 def test_sweep_reading_is_read_off_the_best_pair_table():
