@@ -94,7 +94,7 @@ def _mel_axis(ax, config=None, n_ticks: int = 5, label: str = "mel band (centre,
     centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax or config.sr / 2)[1:-1]
     ticks = np.linspace(0, config.n_mels - 1, n_ticks).round().astype(int)
     ax.set_yticks(ticks)
-    ax.set_yticklabels([f"{t}: {centres[t]:.0f}" if centres[t] < 1000 else f"{t}: {centres[t] / 1000:.1f}k" for t in ticks], fontsize=7)
+    ax.set_yticklabels([f"{t}: {centres[t]:.0f}" if centres[t] < 1000 else f"{t}: {centres[t] / 1000:.1f}k" for t in ticks], fontsize=8)
     ax.set_ylabel(label)
 
 
@@ -119,7 +119,7 @@ def plot_multichannel(audio: np.ndarray, sr: int = SR, config=None, mics=None, t
     lms = [log_mel(audio[m], config) if config is not None else log_mel(audio[m]) for m in mics]
     vmin, vmax = np.percentile(np.concatenate([lm.ravel() for lm in lms]), [1, 99.5])
     ylim = 1.05 * np.abs(audio[mics]).max()
-    fig, axes = plt.subplots(len(mics), 2, figsize=(12, 1.45 * len(mics) + 0.8), sharex="col", squeeze=False,
+    fig, axes = plt.subplots(len(mics), 2, figsize=(10, 1.4 * len(mics) + 0.8), sharex="col", squeeze=False,
                              layout="constrained", gridspec_kw={"width_ratios": [1, 1.25]})
     for row, (m, lm) in enumerate(zip(mics, lms)):
         axes[row, 0].plot(t, audio[m], lw=0.3, color="tab:blue")
@@ -391,9 +391,9 @@ def plot_dipole_frequency(freqs_hz, azimuths_deg, distances, pair=(0, 4), floor_
         for az in azimuths_deg:
             gain = difference_response(f, np.array([float(az)]), pair, distance=distance)[:, 0]
             with np.errstate(divide="ignore"):
-                ax.plot(f, np.maximum(20 * np.log10(gain), floor_db), label=f"{az}°")
+                ax.plot(f, np.maximum(20 * np.log10(gain), floor_db), label=f"{az}°", lw=1.6)
         ax.set_xscale("log")
-        ax.set_ylim(floor_db, 10)
+        ax.set_ylim(floor_db - 3, 10)  # room below the floor, so that a curve lying on it shows
         ax.set_xlabel("frequency (Hz)")
         ax.set_title(f"pair {pair[0]}-{pair[1]}, source {label}")
         ax.grid(alpha=0.3)
