@@ -478,7 +478,7 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
     one trained pair fixed, so its seeds can disagree in sign; a median of their p-values would hide
     that.
     """
-    from .metrics import delong_test, paired_bootstrap_auc_difference, roc_auc
+    from .metrics import paired_bootstrap_auc_difference, roc_auc
 
     spec = store.spec
     specs = spec.model_specs()

@@ -242,6 +242,8 @@ def flag_rates(store) -> pd.DataFrame:
     (% of the model's training clips whose score exceeds the threshold) and ``normal test flagged``
     (% of the normal test clips decided anomalous: the false alarms).
     """
+    from .threshold import GammaThreshold
+
     rows = []
     for meta in store.cells():
         machine, seed, model = meta["machine"], meta["seed"], meta["model"]
@@ -249,7 +251,7 @@ def flag_rates(store) -> pd.DataFrame:
         normal = test[test["y"] == 0]
         for score, th in meta["thresholds"].items():
             rows.append({"machine": machine, "seed": seed, "model": model, "score": score, "percentile": th["percentile"],
-                         "train flagged": 100 * float((train[score] > th["threshold"]).mean()),
+                         "train flagged": 100 * float(GammaThreshold.from_dict(th).predict(train[score]).mean()),
                          "normal test flagged": 100 * float(normal[f"decision_{score}"].mean())})
     return pd.DataFrame(rows)
 

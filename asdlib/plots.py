@@ -236,24 +236,23 @@ def _plot_history_frame(frame: pd.DataFrame, log: bool):
     nrows = -(-len(families) // ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.8, 3.3 * nrows), sharey=False,
                              squeeze=False, layout="constrained")
-    axes = [list(grid.flat[: len(families)])]
+    axes = list(grid.flat[: len(families)])
     for ax in grid.flat[len(families):]:
         ax.remove()
-    for ax, family in zip(axes[0], families):
+    for ax, family in zip(axes, families):
         sub = frame[frame["family"] == family].copy()
         sub["α"] = sub["alpha"].map(lambda a: "-" if pd.isna(a) else f"{a:g}")
         sns.lineplot(data=sub, x="epoch", y="loss", hue="α", style="split", ax=ax,
                      errorbar=("pi", 100) if n_seeds > 1 else None, palette="viridis" if sub["α"].nunique() > 1 else ["black"],
-                     style_order=["training", "validation"], legend=ax is axes[0][-1])
+                     style_order=["training", "validation"], legend=ax is axes[-1])
         ax.set_title(family)
+        ax.set_ylabel(r"loss ($\mathcal{L}_{ref} + \alpha\,\mathcal{L}_{dif}$)" if family.startswith("dual") else "loss (MSE)")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
-    for ax, family in zip(axes[0], families):
-        ax.set_ylabel(r"loss ($\mathcal{L}_{ref} + \alpha\,\mathcal{L}_{dif}$)" if family.startswith("dual") else "loss (MSE)")
-    legend_ax = axes[0][-1]  # the last panel's legend (a dual AE's: every α), beside it
+    legend_ax = axes[-1]  # the last panel's legend (a dual AE's: every α), beside it
     if legend_ax.get_legend() is not None:
         sns.move_legend(legend_ax, "upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     return fig
