@@ -385,8 +385,11 @@ def plot_dipole_frequency(freqs_hz, azimuths_deg, distances, pair=(0, 4), floor_
     from .spatial import difference_response
 
     f = np.asarray(freqs_hz, dtype=float)
-    fig, axes = plt.subplots(1, len(distances), figsize=(4.4 * len(distances), 3.6), sharey=True, squeeze=False)
-    for ax, (label, distance) in zip(axes[0], distances):
+    n_cols = min(len(distances), 2)  # two panels a row: readable at the page's width
+    n_rows = -(-len(distances) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.9 * n_rows), sharey=True, squeeze=False)
+    panels = list(axes.flat)
+    for ax, (label, distance) in zip(panels, distances):
         for az in azimuths_deg:
             gain = difference_response(f, np.array([float(az)]), pair, distance=distance)[:, 0]
             with np.errstate(divide="ignore"):
@@ -396,8 +399,14 @@ def plot_dipole_frequency(freqs_hz, azimuths_deg, distances, pair=(0, 4), floor_
         ax.set_xlabel("frequency (Hz)")
         ax.set_title(f"pair {pair[0]}-{pair[1]}, source {label}")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("gain re one microphone (dB)")
-    axes[0, -1].legend(title="azimuth", loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gain re one mic (dB)")
+    handles, labels = panels[0].get_legend_handles_labels()
+    spare = panels[len(distances):]
+    for ax in spare:  # an empty panel holds the legend
+        ax.axis("off")
+    where = dict(loc="center", fontsize=9) if spare else dict(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    (spare[0] if spare else panels[-1]).legend(handles, labels, title="azimuth", frameon=False, **where)
     fig.tight_layout()
     return fig
 
@@ -405,19 +414,19 @@ def plot_dipole_frequency(freqs_hz, azimuths_deg, distances, pair=(0, 4), floor_
 def plot_direction_sweep(sweep: pd.DataFrame, machine_azimuth: float, scores=("mse", "mahalanobis")):
     """AUC against the anomaly's direction, one line per pair, the baseline dashed, the machine's direction shaded."""
     scores = [s for s in scores if s in set(sweep["score"])]
-    fig, axes = plt.subplots(1, len(scores), figsize=(6.2 * len(scores), 3.8), squeeze=False, sharey=True)
-    for ax, kind in zip(axes[0], scores):
+    fig, axes = plt.subplots(len(scores), 1, figsize=(6.4, 2.9 * len(scores)), squeeze=False, sharex=True)  # one score a row
+    for ax, kind in zip(axes[:, 0], scores):
         for name, group in sweep[sweep["score"] == kind].groupby("model", sort=False):
-            style = dict(color="black", ls="--") if name == "baseline" else {}
-            ax.plot(group["azimuth"], group["AUC"], "-" if name == "baseline" else "o-", label=name, **style)
+            style = dict(color="black", ls="--") if name == "baseline" else dict(marker="o")
+            ax.plot(group["azimuth"], group["AUC"], label=name, **style)
         ax.axvline(machine_azimuth % 360, color="gray", lw=6, alpha=0.3, label="machine")
         ax.axhline(50, color="gray", lw=0.8, ls=":", label="chance")
-        ax.set_xlabel("anomaly azimuth (°; mic m at m × 45°)")
         ax.set_xticks(range(0, 360, 45))
         ax.set_ylim(0, 100)
+        ax.set_ylabel("AUC (%)")
         ax.set_title(kind)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("AUC (%)")
+    axes[-1, 0].set_xlabel("anomaly azimuth (°; mic m at m × 45°)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()

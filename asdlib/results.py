@@ -336,7 +336,7 @@ class ResultsStore:
         return (
             f"Data: {source}. Run `{self.path.name}`: {len(spec.machines)} machine type{'s' if len(spec.machines) != 1 else ''} x {len(spec.model_specs())} models "
             f"x {len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}; {spec.n_train} training / {spec.n_test} test clips per machine type; "
-            f"{spec.model_config().epochs} epochs; device {prov['device']}; asdlib {prov['versions']['asdlib']}, commit {commit}."
+            f"{spec.model_config().epochs} epochs, batch {spec.model_config().batch_size}; device {prov['device']}; asdlib {prov['versions']['asdlib']}, commit {commit}."
         )
 
     def is_complete(self) -> bool:

@@ -145,6 +145,28 @@ def test_book_figures_are_labelled(run, tiny):
     matplotlib.pyplot.close("all")
 
 
+def test_dipole_figures_draw_every_panel_and_name_every_line():
+    from asdlib.spatial import difference_response
+
+    freqs, azimuths = np.geomspace(50, 8000, 64), (0, 45, 90)
+    fig = plots.plot_dipole_frequency(freqs, azimuths, [("far field", None), ("50 cm", 0.5), ("10 cm", 0.1)])
+    drawn = [ax for ax in fig.axes if ax.lines]
+    assert [ax.get_title() for ax in drawn] == ["pair 0-4, source far field", "pair 0-4, source 50 cm", "pair 0-4, source 10 cm"]
+    legend = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert len(legend) == 1 and [t.get_text() for t in legend[0].get_texts()] == ["0°", "45°", "90°"]
+    on_axis = 20 * np.log10(difference_response(freqs, np.array([0.0]), (0, 4), distance=0.5)[:, 0])
+    np.testing.assert_allclose(drawn[1].lines[0].get_ydata(), np.maximum(on_axis, -40.0))  # the curve is the response
+    sweep = pd.DataFrame([{"score": s, "model": m, "azimuth": az, "AUC": 50.0 + i}
+                          for s in ("mse", "mahalanobis") for i, m in enumerate(("baseline", "0-4", "2-6")) for az in (0, 90, 180)])
+    fig = plots.plot_direction_sweep(sweep, machine_azimuth=30.0)
+    assert [ax.get_title() for ax in fig.axes] == ["mse", "mahalanobis"]
+    for ax in fig.axes:
+        assert ax.get_ylabel() == "AUC (%)" and ax.get_ylim() == (0, 100)
+        assert [ln.get_label() for ln in ax.lines[:3]] == ["baseline", "0-4", "2-6"]
+    assert fig.legends and "machine" in [t.get_text() for t in fig.legends[0].get_texts()]
+    matplotlib.pyplot.close("all")
+
+
 def test_loss_sentence_says_when_a_loss_did_not_fall():
     rows = []
     for model, (a, b) in {"m1": (10.0, 5.0), "m2": (10.0, 12.0)}.items():

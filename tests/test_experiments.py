@@ -87,7 +87,10 @@ def test_tiny_grid_end_to_end(complete):
     assert stored == pytest.approx(100 * roc_auc(scores["y"], scores["mse"]))
     split = pd.read_csv(complete.path / "splits" / "fan.csv")
     assert set(split.loc[split.part == "test", "relpath"]) == set(scores["relpath"])
-    assert "Data: **simulated**" in complete.describe()
+    line = complete.describe()
+    assert "Data: **simulated**" in line
+    cfg = spec.model_config()
+    assert f"{cfg.epochs} epochs, batch {cfg.batch_size};" in line
 
 
 def test_comparison_lines_up_with_the_reported_table(complete):
