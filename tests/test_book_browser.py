@@ -114,6 +114,21 @@ def test_table1_page_has_the_table_beside_the_reported_values(site):
     page.close()
 
 
+def test_table1_fits_a_1280_pixel_screen(site):
+    """The book's style sheet (_css/asdlib.css) is loaded and Table 1's ten configurations fit side by side."""
+    browser, base = site
+    page, errors = _open(browser, f"{base}/notebooks/04_table1.html")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sheets = page.eval_on_selector_all("link[rel=stylesheet]", "ls => ls.map(l => l.getAttribute('href'))")
+    assert any("asdlib.css" in s for s in sheets), sheets
+    boxes = page.eval_on_selector_all("div.asdlib-table1", "ds => ds.map(d => [d.querySelector('table').scrollWidth, d.clientWidth])")
+    assert len(boxes) >= 2
+    for table, box in boxes:
+        assert table <= box + 1, f"Table 1 is {table} px wide in a {box} px column"
+    assert not errors
+    page.close()
+
+
 def test_math_is_rendered_offline(site):
     browser, base = site
     page, errors = _open(browser, f"{base}/book/method.html")
