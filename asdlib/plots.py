@@ -227,17 +227,27 @@ def plot_histories(histories, ax=None, log: bool = True):
     return fig
 
 
+def _two_a_row(n: int, panel_size: tuple[float, float], extra_width: float = 0.0, **subplots):
+    """A figure of ``n`` panels two a row (a page shows a figure about 7 inches wide).
+
+    Returns the figure, its (rows, columns) grid of axes, the ``n`` panels in order, and the spare
+    axes after them (one when ``n`` is odd) for the caller to remove or use.
+    """
+    ncols = min(n, 2)
+    nrows = -(-n // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols + extra_width, panel_size[1] * nrows),
+                             squeeze=False, **subplots)
+    flat = list(grid.flat)
+    return fig, grid, flat[:n], flat[n:]
+
+
 def _plot_history_frame(frame: pd.DataFrame, log: bool):
     import seaborn as sns
 
     families = list(dict.fromkeys(frame["family"]))
     n_seeds = frame["seed"].nunique()
-    ncols = min(len(families), 2)  # two panels a row: a page shows the figure at about 7 inches
-    nrows = -(-len(families) // ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.8, 3.3 * nrows), sharey=False,
-                             squeeze=False, layout="constrained")
-    axes = list(grid.flat[: len(families)])
-    for ax in grid.flat[len(families):]:
+    fig, _, axes, spare = _two_a_row(len(families), (4.2, 3.3), extra_width=1.8, sharey=False, layout="constrained")
+    for ax in spare:
         ax.remove()
     for ax, family in zip(axes, families):
         sub = frame[frame["family"] == family].copy()
@@ -385,10 +395,7 @@ def plot_dipole_frequency(freqs_hz, azimuths_deg, distances, pair=(0, 4), floor_
     from .spatial import difference_response
 
     f = np.asarray(freqs_hz, dtype=float)
-    n_cols = min(len(distances), 2)  # two panels a row: readable at the page's width
-    n_rows = -(-len(distances) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.9 * n_rows), sharey=True, squeeze=False)
-    panels = list(axes.flat)
+    fig, grid, panels, spare = _two_a_row(len(distances), (3.6, 2.9), sharey=True)
     for ax, (label, distance) in zip(panels, distances):
         for az in azimuths_deg:
             gain = difference_response(f, np.array([float(az)]), pair, distance=distance)[:, 0]
@@ -399,14 +406,14 @@ def plot_dipole_frequency(freqs_hz, azimuths_deg, distances, pair=(0, 4), floor_
         ax.set_xlabel("frequency (Hz)")
         ax.set_title(f"pair {pair[0]}-{pair[1]}, source {label}")
         ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
+    for ax in grid[:, 0]:
         ax.set_ylabel("gain re one mic (dB)")
     handles, labels = panels[0].get_legend_handles_labels()
-    spare = panels[len(distances):]
-    for ax in spare:  # an empty panel holds the legend
-        ax.axis("off")
-    where = dict(loc="center", fontsize=9) if spare else dict(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-    (spare[0] if spare else panels[-1]).legend(handles, labels, title="azimuth", frameon=False, **where)
+    if spare:  # the empty panel holds the legend
+        spare[0].axis("off")
+        spare[0].legend(handles, labels, title="azimuth", frameon=False, loc="center", fontsize=9)
+    else:
+        panels[-1].legend(handles, labels, title="azimuth", frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.tight_layout()
     return fig
 

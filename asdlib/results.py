@@ -331,12 +331,13 @@ class ResultsStore:
     def describe(self) -> str:
         """One Markdown line for a page: where the numbers come from (data, run, sizes, device)."""
         spec, prov = self.spec, self.read_json("provenance.json")
+        config = spec.model_config()
         source = "**simulated** (asdlib.simulate, not MIMII)" if spec.simulated else f"**real MIMII recordings** ({prov['data_root']})"
         commit = (prov.get("git_commit") or "unknown")[:10] + (" (modified)" if prov.get("git_dirty") else "")
         return (
             f"Data: {source}. Run `{self.path.name}`: {len(spec.machines)} machine type{'s' if len(spec.machines) != 1 else ''} x {len(spec.model_specs())} models "
             f"x {len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}; {spec.n_train} training / {spec.n_test} test clips per machine type; "
-            f"{spec.model_config().epochs} epochs, batch {spec.model_config().batch_size}; device {prov['device']}; asdlib {prov['versions']['asdlib']}, commit {commit}."
+            f"{config.epochs} epochs, batch {config.batch_size}; device {prov['device']}; asdlib {prov['versions']['asdlib']}, commit {commit}."
         )
 
     def is_complete(self) -> bool:
