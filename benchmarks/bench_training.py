@@ -14,7 +14,9 @@ once (initial weights, stacking the networks, first-touch memory) is not the gri
 fused grid prints it as ``first_epoch_seconds_with_setup``.
 
 ``machine``
-    torch version, threads, processor.
+    torch version, threads, processor, and NumPy's BLAS with the kernels it runs (``numpy_blas``:
+    OpenBLAS chooses them by processor when it loads, unless ``OPENBLAS_CORETYPE`` forces a set;
+    the README's *Training on a CPU* shows what that costs on a processor with AVX-512).
 ``matmul_rate``
     float32 ``(2048, 2048) @ (2048, 2048)`` on all threads, best of several: the reference rate.
     On a CPU also ``numpy_blas_gflops``: the same product by NumPy's BLAS (OpenBLAS in NumPy's
@@ -112,7 +114,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -142,6 +144,32 @@ def emit(figure: str, **values) -> None:
     """Print one figure as a JSON line (a NaN, a rate not measured, as null)."""
     values = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in values.items()}
     print(json.dumps({"figure": figure, **values}), flush=True)
+
+
+def processor() -> str:
+    """The processor's model name and family (``/proc/cpuinfo``), else ``platform``'s word for it."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if "model name" in fields:
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    return platform.processor() or platform.machine()
+
+
+def numpy_blas() -> dict:
+    """NumPy's BLAS as ``threadpoolctl`` sees it: library, version and the kernel set it chose
+    (OpenBLAS picks one per processor when it loads, unless ``OPENBLAS_CORETYPE`` names one:
+    then ``coretype_forced`` says so; that can leave a processor's AVX-512 unused)."""
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]  # SciPy may load an OpenBLAS of its own
+    info = next((lib for lib in blas if "numpy" in Path(lib["filepath"]).parent.name), blas[0] if blas else {})
+    return {"library": info.get("internal_api"), "version": info.get("version"), "kernels": info.get("architecture"),
+            "coretype_forced": os.environ.get("OPENBLAS_CORETYPE")}
 
 
 def linear_macs(n_inputs: int, config: Config) -> tuple[int, int]:
@@ -431,7 +459,8 @@ def main() -> None:
         torch=torch.__version__,
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         threads=torch.get_num_threads(),
-        processor=platform.processor() or platform.machine(),
+        processor=processor(),
+        numpy_blas=numpy_blas(),
         quick=args.quick,
     )
     peak = matmul_rate(device)
