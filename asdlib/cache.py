@@ -41,8 +41,10 @@ from .data import DataError, declared_frames, load_clip
 from .features import InputSpec, input_waveforms, log_mel_frames, mel_filters, stack_frames
 from .fileio import atomic_write_bytes
 
-#: Version of the entry layout; part of every key (2: ``.npy`` bytes + their SHA-256).
-CACHE_FORMAT = 2
+#: Version of the entry layout and arithmetic; part of every key (2: ``.npy`` bytes + their SHA-256;
+#: 3: the mel product in librosa's orientation, which can round differently, see
+#: :func:`asdlib.features._mel_power_frames`).
+CACHE_FORMAT = 3
 _CHECKSUM_BYTES = 32
 _PCM16_SCALE = np.float32(1.0 / 32768.0)  # libsndfile's int16 -> float normalisation (exact)
 
