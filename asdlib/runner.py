@@ -71,7 +71,7 @@ TORCH_THREADS = 1
 
 
 @contextmanager
-def torch_threads(n: int = TORCH_THREADS) -> Iterator[None]:
+def task_threads(n: int = TORCH_THREADS) -> Iterator[None]:
     """Run a block with ``n`` torch intra-op threads and ``n`` threads of NumPy's BLAS, then restore
     the previous counts.
 
@@ -340,7 +340,7 @@ def run_grid(
     except Timeout:
         return None
     try:
-        with torch_threads(TORCH_THREADS):
+        with task_threads(TORCH_THREADS):
             return _run_claimed_grid(job, store, features, device, progress, on_cell)
     finally:
         lock.release()

@@ -238,13 +238,13 @@ def test_a_finished_cell_is_a_detector_that_scores_new_clips(complete, dirs):
 
 
 def test_grid_tasks_hold_torch_and_numpy_blas_to_the_same_threads():
-    """A grid task's arithmetic must not depend on where it runs: inside ``runner.torch_threads``
+    """A grid task's arithmetic must not depend on where it runs: inside ``runner.task_threads``
     torch and NumPy's BLAS (scoring's linear algebra) both run on TORCH_THREADS threads, whatever
     the process had; the previous counts come back afterwards."""
     import torch
 
     from asdlib.features import blas_threads
-    from asdlib.runner import TORCH_THREADS, torch_threads
+    from asdlib.runner import TORCH_THREADS, task_threads
 
     def blas_counts() -> set[int]:
         return {lib["num_threads"] for lib in blas_threads().info() if lib["user_api"] == "blas"}
@@ -254,7 +254,7 @@ def test_grid_tasks_hold_torch_and_numpy_blas_to_the_same_threads():
     try:
         with blas_threads().limit(limits=2, user_api="blas"):
             assert blas_counts() == {2}
-            with torch_threads():
+            with task_threads():
                 assert torch.get_num_threads() == TORCH_THREADS
                 assert blas_counts() == {TORCH_THREADS}
             assert torch.get_num_threads() == 2 and blas_counts() == {2}
