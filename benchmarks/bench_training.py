@@ -70,6 +70,19 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     sometimes runs well below them), and ``fraction_of_best_matmul`` against the highest of the
     six references (named by ``best_matmul_reference``), which is what ``fraction_met`` compares
     with the target.
+``products_alone``
+    The ceiling of ``fused_grid_per_core``: every matrix product of one training step of the 9-model
+    grid (forward, weight and input gradients of each stacked layer, 17 networks at batch 256, in
+    the step's own shapes and memory layouts: :func:`step_products`) and nothing else, timed one
+    process per core at once on one thread, by each library: NumPy's BLAS (``numpy_gflops``, what
+    the one-thread grids use), PyTorch's ``bmm`` (``torch_gflops``) and oneDNN (``onednn_gflops``,
+    one call per network with its operands made contiguous beforehand: an upper bound for it).
+    GFLOP/s by the same documented count as the grid figures, summed over the processes, best of
+    the repeats. ``ceiling_fraction`` is the fastest library's rate against the same highest
+    reference as ``fraction_of_best_matmul``: the figure the grids would reach if BatchNorm, the
+    loss, Adam, the gather and the validation pass took no time. ``target_reachable`` says whether
+    that ceiling reaches the target; ``grid_fraction_of_products`` is the grids' rate against the
+    products alone on NumPy's BLAS (what the rest of the step costs).
 ``peak_memory``
     Peak resident memory of a fresh subprocess that holds one machine type's paper-profile inputs
     (309,000 vectors x 4 input tensors x 640 float32: mic0, mic0-mic4, mic2, mic2-mic6) and trains
@@ -119,7 +132,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asdlib.config import Config  # noqa: E402
-from asdlib.fused import train_fused  # noqa: E402
+from asdlib.fused import StackedAutoencoders, train_fused  # noqa: E402
 from asdlib.memory import tune_malloc  # noqa: E402
 from asdlib.models import build_model  # noqa: E402
 from asdlib.modelspec import ModelSpec, grid_inputs  # noqa: E402
@@ -410,6 +423,84 @@ def grid_probe(args) -> None:
     print(json.dumps({"seconds": seconds, "trained_vectors": n_train(args.probe_vectors, config), "threads": torch.get_num_threads()}))
 
 
+def step_products(config: Config) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(a, b, out)`` for every matrix product of one training step of the 9-model grid at
+    ``config.batch_size``, ``out = a @ b`` for stacks of matrices: in each stacked layer of
+    :class:`asdlib.fused.StackedAutoencoders` the forward product ``h Wᵀ``, the weight gradient
+    ``gᵀ h`` and (except the encoders' first layer, where the step needs none) the input gradient
+    ``g W``, in the layouts the step passes them (transposed views included). Random operands."""
+    models = [build_model(len(s.inputs), config) for s in GRID]
+    stack = StackedAutoencoders(models, [s.weights for s in GRID], config)
+    gen = torch.Generator().manual_seed(0)
+    b, products = config.batch_size, []
+    for j, layer in enumerate(stack.layers()):
+        n, width_out, width_in = layer.weight.shape
+        h, g = torch.randn(n, b, width_in, generator=gen), torch.randn(n, b, width_out, generator=gen)
+        weight = layer.weight.detach()
+        products.append((h, weight.transpose(1, 2), torch.empty(n, b, width_out)))
+        products.append((g.transpose(1, 2), h, torch.empty(n, width_out, width_in)))
+        if j > 0:
+            products.append((g, weight, torch.empty(n, b, width_in)))
+    return products
+
+
+def products_rates(config: Config, repeats: int = 30) -> dict[str, float]:
+    """GFLOP/s (the documented count of the grid, as the grid figures) of :func:`step_products`
+    alone, on torch's thread count, by NumPy's BLAS, ``torch.bmm`` and oneDNN (NaN where its
+    operator is missing); the median of ``repeats`` passes over all the step's products each."""
+    products = step_products(config)
+    flops = config.batch_size * sum(train_flops(len(s.inputs), config) for s in GRID)
+    arrays = [(a.numpy(), b.numpy(), out.numpy()) for a, b, out in products]
+    contiguous = [(a.contiguous(), b.transpose(1, 2).contiguous()) for a, b, _ in products]  # a @ b = linear(a, bᵀ)
+    linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+
+    def by_numpy():
+        for a, b, out in arrays:
+            np.matmul(a, b, out=out)
+
+    def by_torch():
+        for a, b, out in products:
+            torch.bmm(a, b, out=out)
+
+    def by_onednn():
+        for a, b_t in contiguous:
+            for k in range(len(a)):
+                linear(a[k], b_t[k], None, "none", [], "")
+
+    def rate(run) -> float:
+        for _ in range(3):
+            run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return flops / statistics.median(times) / 1e9
+
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        out = {"numpy_gflops": rate(by_numpy), "torch_gflops": rate(by_torch), "onednn_gflops": float("nan")}
+        try:
+            out["onednn_gflops"] = rate(by_onednn)
+        except (TypeError, RuntimeError):  # an internal operator: missing, or its signature changed
+            pass
+    return out
+
+
+def products_probe(args) -> None:
+    """Run in a subprocess, one per core at the same time (from ``--start-at``): :func:`products_rates`
+    on this process's threads; print them (NaN as null)."""
+    time.sleep(max(0.0, args.start_at - time.time()))
+    rates = products_rates(Config())
+    print(json.dumps({k: None if np.isnan(v) else v for k, v in rates.items()}))
+
+
+def per_core_products_rates() -> dict[str, float]:
+    """Summed GFLOP/s of :func:`products_probe`, one single-threaded process per core, all at once."""
+    cmd = [sys.executable, __file__, "--products-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
+    outs = run_per_core(cmd, "products")
+    return {key: sum(float("nan") if out[key] is None else out[key] for out in outs) for key in outs[0]}
+
+
 def run_per_core(cmd: list[str], what: str) -> list[dict]:
     """Start ``cmd`` once per core, all at once; each process's last output line, parsed as JSON."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -435,6 +526,7 @@ def main() -> None:
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--matmul-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--products-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--probe-vectors", type=int, default=12_000, help=argparse.SUPPRESS)
     parser.add_argument("--quick-vectors", type=int, default=20_000, help=argparse.SUPPRESS)
@@ -449,6 +541,8 @@ def main() -> None:
         return grid_probe(args)
     if args.matmul_probe:
         return matmul_probe(args)
+    if args.products_probe:
+        return products_probe(args)
     tune_malloc()  # as the runner's grid processes do
 
     device = resolve_device(args.device)
@@ -491,6 +585,7 @@ def main() -> None:
 
     per_core: list[list[dict]] = []  # each repeat's per-core grids (CPU)
     per_core_peaks = dict.fromkeys(("gflops", "numpy_gflops", "onednn_gflops"), float("nan"))  # measured beside them
+    products_alone = dict.fromkeys(("numpy_gflops", "torch_gflops", "onednn_gflops"), float("nan"))  # the grids' ceiling
     for _ in range(repeats):
         peak = max(peak, matmul_rate(device, repeats=3))  # the reference rate, paired with the rest
         if cpu:
@@ -509,6 +604,8 @@ def main() -> None:
             per_core.append(per_core_grids(args, n_vectors))
             for key, rate in per_core_matmul_rate().items():
                 per_core_peaks[key] = highest(per_core_peaks[key], rate)
+            for key, rate in per_core_products_rates().items():
+                products_alone[key] = highest(products_alone[key], rate)
     per_core_peak, per_core_numpy_peak, per_core_onednn_peak = per_core_peaks.values()
     emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
          **({} if device.type != "cpu" else {
@@ -605,6 +702,26 @@ def main() -> None:
                  "PyTorch's matmul rate on all threads, fraction_of_per_core_matmul against one product per core at "
                  "once, the numpy ones against NumPy's BLAS (the grids' products on one thread), the onednn ones against "
                  "oneDNN; fraction_met: against the highest of the six (best_matmul_reference)",
+        )
+        ceiling = highest(*products_alone.values())
+        emit(
+            "products_alone",
+            processes=len(grids),
+            threads_each=1,
+            networks=sum(len(s.inputs) for s in GRID),
+            batch_size=config.batch_size,
+            products_per_step=len(step_products(Config())),
+            **{k: round(v, 1) for k, v in products_alone.items()},
+            best_library=next(k for k, v in products_alone.items() if v == ceiling).removesuffix("_gflops"),
+            ceiling_fraction=round(ceiling / best_peak, 3),
+            best_matmul_reference=next(k for k, v in references.items() if v == best_peak),
+            grid_fraction_of_products=round(total_gflops / products_alone["numpy_gflops"], 3),
+            target_fraction=TARGET_FRACTION,
+            target_reachable=ceiling / best_peak >= TARGET_FRACTION,
+            note="every matrix product of one grid training step and nothing else, one process per core at once; "
+                 "ceiling_fraction: the fastest library against the highest 2048² reference, the most "
+                 "fraction_of_best_matmul could reach with the rest of the step free; grid_fraction_of_products: "
+                 "the per-core grids against these products on NumPy's BLAS, as the grids multiply",
         )
     emit(
         "compiled",
