@@ -254,13 +254,12 @@ def matmul_probe(args) -> None:
     print(json.dumps(library_matmul_rates(repeats=PER_CORE_MATMUL_REPEATS)))
 
 
-def per_core_matmul_rate() -> dict[str, float]:
-    """Summed float32 GFLOP/s of one (2048, 2048) product per core at once, each process on one
-    thread, by each library of :func:`library_matmul_rates`: the cores used as
-    :func:`per_core_grids` uses them (each process's best of :data:`PER_CORE_MATMUL_REPEATS`, all
-    started together)."""
-    cmd = [sys.executable, __file__, "--matmul-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
-    outs = run_per_core(cmd, "matmul")
+def per_core_rates(probe: str) -> dict[str, float]:
+    """Summed rates of ``--{probe}-probe`` (:func:`matmul_probe` or :func:`products_probe`), one
+    process per core on one thread each, all started together at a shared clock time: the cores
+    used as :func:`per_core_grids` uses them (NaN: a library that is missing)."""
+    cmd = [sys.executable, __file__, f"--{probe}-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
+    outs = run_per_core(cmd, probe)
     return {key: sum(out[key] for out in outs) for key in outs[0]}
 
 
@@ -488,17 +487,9 @@ def products_rates(config: Config, repeats: int = 30) -> dict[str, float]:
 
 def products_probe(args) -> None:
     """Run in a subprocess, one per core at the same time (from ``--start-at``): :func:`products_rates`
-    on this process's threads; print them (NaN as null)."""
+    on this process's threads; print them."""
     time.sleep(max(0.0, args.start_at - time.time()))
-    rates = products_rates(Config())
-    print(json.dumps({k: None if np.isnan(v) else v for k, v in rates.items()}))
-
-
-def per_core_products_rates() -> dict[str, float]:
-    """Summed GFLOP/s of :func:`products_probe`, one single-threaded process per core, all at once."""
-    cmd = [sys.executable, __file__, "--products-probe", "--threads", "1", "--start-at", str(time.time() + 5)]
-    outs = run_per_core(cmd, "products")
-    return {key: sum(float("nan") if out[key] is None else out[key] for out in outs) for key in outs[0]}
+    print(json.dumps(products_rates(Config())))
 
 
 def run_per_core(cmd: list[str], what: str) -> list[dict]:
@@ -602,9 +593,9 @@ def main() -> None:
             best("dcase_as_shipped", time_dcase_reference(array64, config, detect_anomaly=True))
             best("dcase_stripped", time_dcase_reference(array64, config, detect_anomaly=False))
             per_core.append(per_core_grids(args, n_vectors))
-            for key, rate in per_core_matmul_rate().items():
+            for key, rate in per_core_rates("matmul").items():
                 per_core_peaks[key] = highest(per_core_peaks[key], rate)
-            for key, rate in per_core_products_rates().items():
+            for key, rate in per_core_rates("products").items():
                 products_alone[key] = highest(products_alone[key], rate)
     per_core_peak, per_core_numpy_peak, per_core_onednn_peak = per_core_peaks.values()
     emit("matmul_rate", n=2048, dtype="float32", gflops=round(peak, 1), note="best of all repeats, interleaved with the training runs",
