@@ -74,7 +74,7 @@ from .config import Config
 from .features import blas_threads
 from .modelspec import ModelSpec, grid_inputs
 from .train import BatchPlan, History, TrainingDivergedError, _check_finite, batch_plan, init_model
-from .train_kernels import bn_relu_backward, bn_relu_forward
+from .train_kernels import bn_relu_backward, bn_relu_forward, residual_loss
 
 __all__ = ["train_fused", "fit_models", "StackedAutoencoders", "TrainingDivergedError", "check_tensors", "resolve_compile",
            "resolve_cuda_graphs", "resolve_numpy_matmul"]
@@ -406,17 +406,33 @@ class StackedAutoencoders(nn.Module):
         """Per-network ``Σ (x̂ - x)²`` in eval mode, (N, b, D) -> (N,): :meth:`forward` in reused buffers."""
         eps = self.config.bn_eps
         ws = self._workspace(x)
+        numpy = self.uses_numpy_matmul(x)  # the products by NumPy's BLAS, as in train_step
         h = x
         layers = self.layers()
-        for j, layer in enumerate(layers[:-1]):
-            if j == self.n_enc:
-                h = self._concat_latents(h)
-            a = torch.baddbmm(layer.bias, h, layer.weight.transpose(1, 2), out=ws.pre[j])
-            scale = layer.gamma * (layer.running_var + eps).rsqrt()
-            h = torch.addcmul(layer.beta - layer.running_mean * scale, a, scale, out=ws.act[j]).relu_()
-        out = layers[-1]
-        residual = torch.sub(out.bias, x, out=ws.residual).baddbmm_(h, out.weight.transpose(1, 2))
-        return torch.linalg.vector_norm(residual, dim=(1, 2)).square_()
+        with self._blas_limit(numpy):
+            for j, layer in enumerate(layers[:-1]):
+                if j == self.n_enc:
+                    h = self._concat_latents(h)
+                scale = layer.gamma * (layer.running_var + eps).rsqrt()
+                if numpy:  # a = h Wᵀ; the bias goes into the shift
+                    a = _bmm(h, layer.weight.transpose(1, 2), ws.pre[j], numpy)
+                    shift = layer.beta + (layer.bias - layer.running_mean) * scale
+                else:
+                    a = torch.baddbmm(layer.bias, h, layer.weight.transpose(1, 2), out=ws.pre[j])
+                    shift = layer.beta - layer.running_mean * scale
+                h = torch.addcmul(shift, a, scale, out=ws.act[j]).relu_()
+            out = layers[-1]
+            if numpy:
+                _bmm(h, out.weight.transpose(1, 2), ws.residual, numpy)
+                sse = x.new_empty(x.shape[0])
+                residual_loss(_array(ws.residual), _array(out.bias), _array(x), np.ones(x.shape[0], _array(x).dtype), _array(sse))
+                return sse
+            residual = torch.sub(out.bias, x, out=ws.residual).baddbmm_(h, out.weight.transpose(1, 2))
+            return torch.linalg.vector_norm(residual, dim=(1, 2)).square_()
+
+    def _blas_limit(self, numpy: bool):
+        """NumPy's BLAS held to one thread while ``numpy`` products run (a no-op otherwise)."""
+        return blas_threads().limit(limits=1, user_api="blas") if numpy else contextlib.nullcontext()
 
     def _workspace(self, x: torch.Tensor) -> _Workspace:
         """The buffers for batches as wide as ``x`` (N, b, D), allocated on first use."""
@@ -439,8 +455,8 @@ class StackedAutoencoders(nn.Module):
         return self.cpu_kernels and x.device.type == "cpu" and small
 
     def uses_numpy_matmul(self, x: torch.Tensor) -> bool:
-        """Whether :meth:`train_step` computes its products (all but the output layer's forward one)
-        with ``numpy.matmul`` for the batch ``x``: ``numpy_matmul``, the loops (:meth:`uses_cpu_kernels`),
+        """Whether :meth:`train_step` and :meth:`eval_sse` compute all their products with
+        ``numpy.matmul`` for the batch ``x``: ``numpy_matmul``, the loops (:meth:`uses_cpu_kernels`),
         one torch thread, and float32 or float64."""
         precision = x.dtype in (torch.float32, torch.float64)
         return self.numpy_matmul and precision and self.uses_cpu_kernels(x) and torch.get_num_threads() == 1
@@ -464,7 +480,7 @@ class StackedAutoencoders(nn.Module):
             Each model's loss ``Σ_m w_m MSE(x_m, x̂_m)`` on the batch.
         """
         numpy = self.uses_numpy_matmul(x)  # the products by NumPy's BLAS, held to one thread
-        with blas_threads().limit(limits=1, user_api="blas") if numpy else contextlib.nullcontext():
+        with self._blas_limit(numpy):
             return self._forward_backward(x, self.uses_cpu_kernels(x), numpy)
 
     def _forward_backward(self, x: torch.Tensor, kernels: bool, numpy: bool) -> torch.Tensor:
@@ -494,11 +510,16 @@ class StackedAutoencoders(nn.Module):
                 saved.append(out)
                 h = out[0]
         out = layers[-1]
-        # output layer and loss: r = h Wᵀ + bias - x, per-network Σ r²
-        residual = torch.sub(out.bias, x, out=ws.residual).baddbmm_(h, out.weight.transpose(1, 2))  # (N, b, D)
-        sse = torch.linalg.vector_norm(residual, dim=(1, 2)).square_()  # (N,)
-        # backward: d(Σ_k loss_k)/dr = 2 w r / (b D)
-        grad = residual.mul_((2 * self.loss_weight.to(x.dtype) / (b * d)).view(-1, 1, 1))
+        # output layer and loss: r = h Wᵀ + bias - x, per-network Σ r²; backward: d(Σ_k loss_k)/dr = 2 w r / (b D)
+        scale = 2 * self.loss_weight.to(x.dtype) / (b * d)  # (N,)
+        if kernels:  # the product, then one pass (asdlib.train_kernels.residual_loss)
+            grad = _bmm(h, out.weight.transpose(1, 2), ws.residual, numpy)  # (N, b, D)
+            sse = x.new_empty(n)
+            residual_loss(_array(grad), _array(out.bias), _array(x), _array(scale), _array(sse))
+        else:
+            residual = torch.sub(out.bias, x, out=ws.residual).baddbmm_(h, out.weight.transpose(1, 2))  # (N, b, D)
+            sse = torch.linalg.vector_norm(residual, dim=(1, 2)).square_()  # (N,)
+            grad = residual.mul_(scale.view(-1, 1, 1))
         self._linear_backward(out, grad, h, ws.grad[h.shape[2]], numpy=numpy)  # h: last act (workspace or compiled)
         for j in reversed(range(len(layers) - 1)):
             layer, grad_out = layers[j], ws.grad[layers[j].width]

@@ -1,4 +1,5 @@
-"""BatchNorm + ReLU of the fused trainer's stacked networks as compiled loops (numba), forward and backward.
+"""BatchNorm + ReLU of the fused trainer's stacked networks as compiled loops (numba), forward and
+backward, and the output layer's residual and loss in one pass (:func:`residual_loss`).
 
 :class:`asdlib.fused.StackedAutoencoders` normalises activations ``a`` of shape ``(N, b, C)``: ``N``
 networks, a batch of ``b`` vectors, ``C`` channels, statistics per network and channel. Written as
@@ -27,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["bn_relu_forward", "bn_relu_backward"]
+__all__ = ["bn_relu_forward", "bn_relu_backward", "residual_loss"]
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -133,3 +134,45 @@ def bn_relu_backward(grad_act, act, xhat, gamma, invstd, dgamma, dbeta, dbias): 
         for c in range(n_c):
             dbias[n, 0, c] = sb[c]
 
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def residual_loss(r, bias, x, scale, sse):  # pragma: no cover - compiled
+    """The output layer's residual, each network's sum of its squares, and the residual scaled into
+    the loss gradient, in one pass over each network's block.
+
+    ``r = h Wᵀ + bias - x``, ``sse = Σ r²`` per network, then ``r ← scale r``: what the fused
+    trainer otherwise does as four PyTorch passes (``bias - x``, the product added to it,
+    ``vector_norm``, the scaling).
+
+    Parameters
+    ----------
+    r : array [shape=(N, b, D)]
+        ``h Wᵀ`` on entry (the output layer's product without its bias); overwritten with
+        ``scale · (h Wᵀ + bias - x)``.
+    bias : array [shape=(N, 1, D)]
+        The output layer's bias.
+    x : array [shape=(N, b, D)]
+        The networks' inputs, which they reconstruct (not modified).
+    scale : array [shape=(N,)]
+        Each network's factor: ``2 w / (b D)`` gives the gradient of its weighted MSE; ones keep
+        the residual.
+    sse : array [shape=(N,)]
+        Written: ``Σ r²`` over the batch and the outputs, before the scaling, summed per output in
+        the arrays' precision.
+    """
+    n_net, n_b, n_d = r.shape
+    zero = np.zeros(1, r.dtype)[0]
+    acc = np.empty(n_d, r.dtype)
+    for n in range(n_net):
+        acc[:] = zero
+        s = scale[n]
+        for i in range(n_b):
+            for d in range(n_d):
+                v = r[n, i, d] + bias[n, 0, d] - x[n, i, d]
+                acc[d] += v * v
+                r[n, i, d] = v * s
+        total = zero
+        for d in range(n_d):
+            total += acc[d]
+        sse[n] = total

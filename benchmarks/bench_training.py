@@ -413,13 +413,16 @@ def memory_probe(args) -> None:
 
 def grid_probe(args) -> None:
     """Run in a subprocess, one per core at the same time: train the 9-model grid on this process's
-    threads and print its seconds per epoch (the median of the epochs after the first)."""
+    threads and print its seconds per epoch (the median of the epochs after the first) and which
+    ``asdlib`` ran it (this checkout's, which comes first on ``sys.path``: a paired run of two
+    versions needs two checkouts, not ``PYTHONPATH``)."""
     tune_malloc()
     config = Config(epochs=args.epochs + 1)
     features = synthetic_features(args.probe_vectors, torch.device("cpu"))
     train_fused(GRID[:2], [0, 0], {k: v[:2000] for k, v in features.items()}, Config(epochs=1), progress=False)  # warm-up
     seconds, _ = time_fused(features, config, how=statistics.median)
-    print(json.dumps({"seconds": seconds, "trained_vectors": n_train(args.probe_vectors, config), "threads": torch.get_num_threads()}))
+    print(json.dumps({"seconds": seconds, "trained_vectors": n_train(args.probe_vectors, config), "threads": torch.get_num_threads(),
+                      "asdlib": str(Path(sys.modules["asdlib"].__file__).parent)}))
 
 
 def step_products(config: Config) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

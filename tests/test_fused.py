@@ -278,14 +278,13 @@ def test_cpu_kernels_do_the_same_step(one_torch_thread, monkeypatch, dtype, batc
         torch.testing.assert_close(got[name], value, rtol=rtol, atol=atol, msg=name)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
-    """On one thread the step's products can run as numpy.matmul on the tensors' memory: torch.bmm's
-    losses, gradients and running statistics, to rounding; every product of the step goes there."""
+def _torch_and_numpy_stacks(monkeypatch, dtype):
+    """The grid stacked twice, products by torch and by NumPy, a batch of 32 for them, and a count of
+    the products each library computed (``{numpy: n}``) with the BLAS thread counts NumPy's ran on."""
     import asdlib.fused as fused
 
-    calls = {True: 0, False: 0}
-    blas_threads = set()  # NumPy's BLAS threads during its products: train_step holds them to one
+    calls, blas_threads = {True: 0, False: 0}, set()
+    bmm = fused._bmm
 
     def counted(a, b, out, numpy):
         calls[numpy] += 1
@@ -293,7 +292,6 @@ def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
             blas_threads.update(lib["num_threads"] for lib in fused.blas_threads().info() if lib["user_api"] == "blas")
         return bmm(a, b, out, numpy)
 
-    bmm = fused._bmm
     monkeypatch.setattr(fused, "_bmm", counted)
     config = Config(batch_size=32)
     models = [init_model(s, config, 0).to(dtype) for s in SPECS]
@@ -301,11 +299,39 @@ def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
     by_torch = StackedAutoencoders(models, weights, config, numpy_matmul=False)
     by_numpy = StackedAutoencoders(models, weights, config, numpy_matmul=True)
     x = make_features(32, dtype)["mic0"].expand(by_torch.n_networks, 32, 640).contiguous()
+    return by_torch, by_numpy, x, calls, blas_threads
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numpy_matmul_does_the_same_validation(one_torch_thread, monkeypatch, dtype):
+    """The validation pass (eval mode, running statistics) with its products on NumPy, the Linear
+    biases folded into BatchNorm's shift and the output layer's residual summed by
+    asdlib.train_kernels.residual_loss: torch's per-network sums of squares, to rounding, with
+    NumPy's BLAS on one thread; the input is left as it was."""
+    by_torch, by_numpy, x, calls, blas_threads = _torch_and_numpy_stacks(monkeypatch, dtype)
+    for stack in (by_torch, by_numpy):  # running statistics away from their initial 0 and 1
+        stack.train_step(x)
+    calls.update({True: 0, False: 0})
+    x_before = x.clone()
+    want, got = by_torch.eval_sse(x), by_numpy.eval_sse(x)
+    assert calls == {False: 0, True: len(by_numpy.layers())} and blas_threads == {1}
+    torch.testing.assert_close(x, x_before, rtol=0, atol=0)
+    rtol = 1e-10 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got, want, rtol=rtol, atol=0)
+    assert bool((got > 0).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_numpy_matmul_does_the_same_step(one_torch_thread, monkeypatch, dtype):
+    """On one thread the step's products can run as numpy.matmul on the tensors' memory: torch.bmm's
+    losses, gradients and running statistics, to rounding; every product of the step goes there,
+    with NumPy's BLAS held to one thread."""
+    by_torch, by_numpy, x, calls, blas_threads = _torch_and_numpy_stacks(monkeypatch, dtype)
     for _ in range(2):
         ref_losses, ref = _one_step(by_torch, x)
         got_losses, got = _one_step(by_numpy, x)
-    n_layers = len(by_numpy.layers())  # per step: a forward product per BatchNorm layer, dW per layer, dX but the first
-    assert calls == {False: 2 * (3 * n_layers - 2), True: 2 * (3 * n_layers - 2)}
+    n_layers = len(by_numpy.layers())  # per step: a forward product and dW per layer, dX but the first
+    assert calls == {False: 2 * (3 * n_layers - 1), True: 2 * (3 * n_layers - 1)}
     assert blas_threads == {1}
     rtol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (1e-4, 1e-5)
     torch.testing.assert_close(got_losses, ref_losses, rtol=rtol, atol=0)
