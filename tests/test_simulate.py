@@ -518,18 +518,34 @@ def test_mix_at_mics_is_numpys_arithmetic(dtype, n):
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000, 1_000_003])
-def test_standard_normal_kernel_draws_numpys_numbers_and_leaves_its_state(size):
-    """kernels._standard_normal (numba's port of NumPy's ziggurat) gives rng.standard_normal's draws,
-    tails beyond the ziggurat's last layer (|x| > 3.65) included, and the generator goes on as NumPy's."""
-    from asdlib.simulate.kernels import _standard_normal
+@pytest.mark.parametrize("kernel", ["standard_normal", "_standard_normal"])
+def test_standard_normal_kernel_draws_numpys_numbers_and_leaves_its_state(size, kernel):
+    """kernels.standard_normal (NumPy's raw words through a compiled ziggurat) and kernels._standard_normal
+    (numba's port, its fallback) give rng.standard_normal's draws, tails beyond the ziggurat's last
+    layer (|x| > 3.65) and wedge rejections included, and the generator goes on as NumPy's."""
+    from asdlib.simulate import kernels
 
     ours, numpys = (np.random.default_rng(np.random.SeedSequence(9, spawn_key=(1,))) for _ in range(2))
     ours.uniform(size=3), numpys.uniform(size=3)
     out, expected = np.empty(size), numpys.standard_normal(size)
-    _standard_normal(ours, out)
+    getattr(kernels, kernel)(ours, out)
     assert np.array_equal(out, expected)
     assert size < 10**6 or np.abs(out).max() > 3.65
     assert np.array_equal(ours.standard_normal(5), numpys.standard_normal(5))
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.PCG64DXSM, np.random.SFC64, np.random.Philox,
+                                           np.random.MT19937])
+def test_standard_normal_kernel_on_every_bit_generator(bit_generator):
+    """Blocks of raw words where they are the generator's 64-bit output, numba's port where not
+    (MT19937): NumPy's draws and state either way, a 2-d output filled in C order."""
+    from asdlib.simulate.kernels import standard_normal
+
+    ours, numpys = np.random.Generator(bit_generator(5)), np.random.Generator(bit_generator(5))
+    out, expected = np.empty((3, 100_001)), numpys.standard_normal((3, 100_001))
+    standard_normal(ours, out)
+    assert np.array_equal(out, expected)
+    assert np.array_equal(ours.bit_generator.random_raw(8), numpys.bit_generator.random_raw(8))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from ..geometry import N_MICS, SR
 from .anomalies import (
     ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH, SPATIAL_ANOMALIES, SPECTRAL_ANOMALIES, _anomaly_layout,
 )
-from .kernels import _standard_normal
+from .kernels import standard_normal
 from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_signals, _unit
 from .propagation import _propagate_rfft, _rfft_rows
 from .signals import _db, _unit_rms
@@ -228,7 +228,7 @@ def simulate_clip(
     sensor_rms = np.sqrt(_power(background8) * 10 ** (SENSOR_NOISE_DB / 10))
     sensor = np.empty(n_out)  # one channel at a time (the same draws as one (8, n_out) call), in cache
     for row in background8:
-        _standard_normal(rng_bg, sensor)  # rng_bg.standard_normal(out=sensor), faster
+        standard_normal(rng_bg, sensor)  # rng_bg.standard_normal(out=sensor), faster
         sensor *= sensor_rms
         np.add(row, sensor, out=row, casting="same_kind")
     del sensor

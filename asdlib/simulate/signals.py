@@ -10,7 +10,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.signal import fftconvolve
 
-from .kernels import _standard_normal
+from .kernels import standard_normal
 
 _TWO_PI = 2.0 * np.pi
 
@@ -90,7 +90,7 @@ def _noise_spectrum(rng: np.random.Generator, n: int, shape: np.ndarray | None =
     """
     n_bins = n // 2 + 1
     draws = np.empty(2 * n_bins)  # the real parts, then the imaginary parts
-    _standard_normal(rng, draws)  # rng.standard_normal(out=draws), faster
+    standard_normal(rng, draws)  # rng.standard_normal(out=draws), faster
     spectrum = np.empty(n_bins, dtype=np.complex64)  # single precision: ~1e-7 of the RMS
     parts = spectrum.view(np.float32).reshape(n_bins, 2)
     parts[:, 0] = draws[:n_bins]
