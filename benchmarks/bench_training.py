@@ -16,7 +16,7 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
 ``machine``
     torch version, threads, processor, and NumPy's BLAS with the kernels it runs (``numpy_blas``:
     OpenBLAS chooses them by processor when it loads, unless ``OPENBLAS_CORETYPE`` forces a set;
-    the README's *Training on a CPU* shows what that costs on a processor with AVX-512).
+    ``benchmarks/README.md``, *Earlier runs*, shows what that costs on a processor with AVX-512).
 ``matmul_rate``
     float32 ``(2048, 2048) @ (2048, 2048)`` on all threads, best of several: the reference rate.
     On a CPU also ``numpy_blas_gflops``: the same product by NumPy's BLAS (OpenBLAS in NumPy's
@@ -25,7 +25,7 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     it). And ``per_core_gflops``, ``per_core_numpy_gflops`` and ``per_core_onednn_gflops``: one
     such product per core at once, each process on one thread, by each library (see
     ``fused_grid_per_core``). On one thread the grids multiply with NumPy's BLAS
-    (:func:`asdlib.fused.resolve_numpy_matmul`), which on the AMD EPYC of the README's runs is
+    (:func:`asdlib.fused.resolve_numpy_matmul`), which on the AMD EPYC of the earlier runs in ``benchmarks/README.md`` is
     about 10 % faster than PyTorch's MKL at this size, and oneDNN about 5 % faster still; the
     per-core figure is judged against the highest of the six rates.
 ``single_loop``
@@ -292,7 +292,7 @@ def onednn_matmul_rate(n: int = 2048, repeats: int = 10) -> float:
     environment (in PyTorch's CPU wheels; reached through ``torch.ops.mkldnn._linear_pointwise``,
     the operator ``torch.compile`` emits for linear layers, ``a @ bᵀ``) on torch's threads; NaN
     where that operator is missing. Training does not use it (its small products are no faster
-    overall, see the README); it is a reference, the fastest of the three on the README's machine."""
+    overall, see ``benchmarks/README.md``); it is a reference, the fastest of the three on some machines."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     try:
         linear = torch.ops.mkldnn._linear_pointwise
