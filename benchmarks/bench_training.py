@@ -25,9 +25,9 @@ fused grid prints it as ``first_epoch_seconds_with_setup``.
     it). And ``per_core_gflops``, ``per_core_numpy_gflops`` and ``per_core_onednn_gflops``: one
     such product per core at once, each process on one thread, by each library (see
     ``fused_grid_per_core``). On one thread the grids multiply with NumPy's BLAS
-    (:func:`asdlib.fused.resolve_numpy_matmul`), which on the AMD EPYC of the earlier runs in ``benchmarks/README.md`` is
-    about 10 % faster than PyTorch's MKL at this size, and oneDNN about 5 % faster still; the
-    per-core figure is judged against the highest of the six rates.
+    (:func:`asdlib.fused.resolve_numpy_matmul`), which on the AMD EPYC of the earlier runs in
+    ``benchmarks/README.md`` is about 10 % faster than PyTorch's MKL at this size, and oneDNN about
+    5 % faster still; the per-core figure is judged against the highest of the six rates.
 ``single_loop``
     :func:`asdlib.train.train_model_autograd` (the readable one-model-at-a-time autograd loop,
     ``Adam(fused=True)``), batch 256, for the baseline and the dual AE, epochs of 36,000
