@@ -471,8 +471,8 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
     """Every dual configuration against the baseline, per machine type and score, on the same test clips.
 
     Columns: machine, score, model, baseline AUC, dual AUC (means over seeds, %), ΔAUC and its
-    paired-bootstrap 95 % interval (points; clips resampled, the same clips for both models and all
-    seeds), the bootstrap p-value, and DeLong's test run on each seed's pair of trained models:
+    paired-bootstrap 95 % interval (points; test clips and training seeds resampled, the same clips
+    and seeds for both models), the bootstrap p-value, and DeLong's test run on each seed's pair of trained models:
     ``DeLong seeds +`` and ``DeLong seeds −``, the number of seeds where it finds the dual model
     better or worse at p < 0.05 (NaN where a class has fewer than 2 test clips). DeLong's test holds
     one trained pair fixed, so its seeds can disagree in sign; a median of their p-values would hide
@@ -493,7 +493,7 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
                 if ms.kind != "dual":
                     continue
                 d = np.stack([store.test_scores(machine, s, ms.name)[score].to_numpy() for s in spec.seeds])
-                boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0)
+                boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0, resample_seeds=True)
                 rows.append({"machine": machine, "score": score, "model": ms.name,
                              "baseline AUC": 100 * np.mean([roc_auc(y, row) for row in b]),
                              "dual AUC": 100 * np.mean([roc_auc(y, row) for row in d]),
@@ -549,10 +549,14 @@ def how_sure_summary(widths, seed_ranges, best: pd.DataFrame, n_seeds: int) -> s
     if r.size:
         parts.append(f"One run moves between seeds by {np.median(r):.1f} points in the median cell and by up to {r.max():.1f}.")
     if gains.size:
-        n_sig = int((best["Bonferroni p"] < 0.05).sum())
-        parts.append(f"The best dual configuration's gain over the baseline ranges from {signed(gains.min())} to {signed(gains.max())} "
-                     f"AUC points; {share(n_sig, len(best))} (machine type, score) gains stay significant at 5 % after accounting for "
-                     f"the choice among {int(best['n_configs'].iloc[0])} configurations.")
+        significant = best["Bonferroni p"] < 0.05
+        n_better, n_worse = int((significant & (best["ΔAUC"] > 0)).sum()), int((significant & (best["ΔAUC"] < 0)).sum())
+        text = (f"The best dual configuration's gain over the baseline ranges from {signed(gains.min())} to {signed(gains.max())} "
+                f"AUC points; after accounting for the choice among {int(best['n_configs'].iloc[0])} configurations, it is "
+                f"significantly better than the baseline (5 %) in {share(n_better, len(best))} (machine type, score) pairs")
+        if n_worse:
+            text += (f", and significantly worse in {n_worse}: there every dual configuration scores below the baseline")
+        parts.append(text + ".")
         parts.append(delong_reading(best, n_seeds))
     text = " ".join(parts)
     return text[0].upper() + text[1:]
@@ -575,7 +579,7 @@ def delong_reading(best: pd.DataFrame, n_seeds: int) -> str:
                  "so the verdicts here rest on the bootstrap over seeds and clips.")
     else:
         text += "; no gain has seeds significant in both directions."
-    sig = tested[tested["Bonferroni p"] < 0.05]
+    sig = tested[(tested["Bonferroni p"] < 0.05) & (tested["ΔAUC"] > 0)]
     if len(sig):
         text += (f" For the {'gain that stays' if len(sig) == 1 else 'gains that stay'} significant, "
                  f"{int(sig['DeLong seeds +'].sum())} of {len(sig) * n_seeds} seeds are significantly better by DeLong's test "

@@ -545,16 +545,16 @@ class BootstrapResult:
     confidence: float = 0.95
 
 
-def _mean_auc_rows(y_pos: np.ndarray, y_neg: np.ndarray) -> np.ndarray:
-    """Mean over rows of the AUC of each resample: (B, r, m) and (B, r, n) -> (B,)."""
+def _auc_rows(y_pos: np.ndarray, y_neg: np.ndarray) -> np.ndarray:
+    """The AUC of each row of each resample: (B, r, m) and (B, r, n) -> (B, r)."""
     m, n = y_pos.shape[-1], y_neg.shape[-1]
     ranks = stats.rankdata(np.concatenate([y_pos, y_neg], axis=-1), axis=-1)  # (B, r, m + n)
-    aucs = (ranks[..., :m].sum(axis=-1) - m * (m + 1) / 2) / (m * n)  # (B, r)
-    return aucs.mean(axis=-1)
+    return (ranks[..., :m].sum(axis=-1) - m * (m + 1) / 2) / (m * n)
 
 
 def paired_bootstrap_auc_difference(
-    y_true, scores_a, scores_b, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+    y_true, scores_a, scores_b, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95,
+    resample_seeds: bool = False,
 ) -> BootstrapResult:
     """Bootstrap interval and p-value of ``AUC(a) - AUC(b)`` on the same clips.
 
@@ -562,8 +562,11 @@ def paired_bootstrap_auc_difference(
     normal clips from the n normal ones (stratified by class, so every resample has both), and
     uses the *same* drawn clips for a and b (paired). Scores may also be given per training seed,
     shape (n_seeds, n_clips): the difference is then the mean over seeds of the per-seed AUC
-    differences, and each resample uses the same clips for every seed, so the interval covers
-    clip sampling with the seed spread averaged in.
+    differences, and each resample uses the same clips for every seed. By default the interval
+    covers clip sampling for these trained models (the seed spread averaged in); with
+    ``resample_seeds`` each resample also redraws the seeds with replacement (a hierarchical
+    bootstrap, the same seeds for a and b as in :mod:`asdlib.intervals`), so it covers training
+    randomness too: the question becomes whether the *method* is better, not these models.
 
     Parameters
     ----------
@@ -577,6 +580,8 @@ def paired_bootstrap_auc_difference(
         Seed of ``numpy.random.default_rng``; the same seed gives the same result.
     confidence : float, default 0.95
         Level of the percentile interval, in (0, 1).
+    resample_seeds : bool, default False
+        Also redraw the rows (training seeds) in every resample. One row: no effect.
 
     Returns
     -------
@@ -594,18 +599,23 @@ def paired_bootstrap_auc_difference(
         raise ValueError(f"scores_a and scores_b must have the same shape, got {a.shape} and {b.shape}")
     pos_idx, neg_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
 
-    observed = float(_mean_auc_rows(a[:, pos_idx][None], a[:, neg_idx][None])[0]
-                     - _mean_auc_rows(b[:, pos_idx][None], b[:, neg_idx][None])[0])
+    observed = float(_auc_rows(a[:, pos_idx][None], a[:, neg_idx][None]).mean()
+                     - _auc_rows(b[:, pos_idx][None], b[:, neg_idx][None]).mean())
     rng = np.random.default_rng(seed)
     draws_pos = rng.choice(pos_idx, size=(n_boot, pos_idx.size))  # (n_boot, m) same clips for a and b
     draws_neg = rng.choice(neg_idx, size=(n_boot, neg_idx.size))  # (n_boot, n)
+    n_rows = a.shape[0]
+    if resample_seeds:  # (n_boot, r): how often each seed is drawn, over r; the same seeds for a and b
+        row_weights = rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_boot) / n_rows
+    else:
+        row_weights = np.full((n_boot, n_rows), 1.0 / n_rows)
     diffs = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // (a.shape[0] * y.size))  # keep a chunk's arrays near 16 MB
+    chunk = max(1, 2_000_000 // (n_rows * y.size))  # keep a chunk's arrays near 16 MB
     for start in range(0, n_boot, chunk):
         p, q = draws_pos[start:start + chunk], draws_neg[start:start + chunk]  # (B, m), (B, n)
-        auc_a = _mean_auc_rows(a[:, p].transpose(1, 0, 2), a[:, q].transpose(1, 0, 2))
-        auc_b = _mean_auc_rows(b[:, p].transpose(1, 0, 2), b[:, q].transpose(1, 0, 2))
-        diffs[start:start + len(p)] = auc_a - auc_b
+        auc_a = _auc_rows(a[:, p].transpose(1, 0, 2), a[:, q].transpose(1, 0, 2))
+        auc_b = _auc_rows(b[:, p].transpose(1, 0, 2), b[:, q].transpose(1, 0, 2))
+        diffs[start:start + len(p)] = np.sum((auc_a - auc_b) * row_weights[start:start + len(p)], axis=-1)
     low, high = np.quantile(diffs, [0.5 - confidence / 2, 0.5 + confidence / 2])
     tail = min(int(np.sum(diffs <= 0)), int(np.sum(diffs >= 0)))
     p_value = min(1.0, 2 * (1 + tail) / (n_boot + 1))

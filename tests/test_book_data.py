@@ -199,15 +199,19 @@ def test_model_labels_tell_the_two_baselines_apart():
 def test_how_sure_summary_says_where_delong_disagrees_with_the_bootstrap():
     from asdlib.book import how_sure_summary
 
-    best = pd.DataFrame({"ΔAUC": [6.3, 2.0, -1.8, 1.0], "Bonferroni p": [0.01, 0.02, 0.5, 0.04],
-                         "DeLong seeds +": [3.0, 1.0, 1.0, 0.0], "DeLong seeds −": [0.0, 0.0, 1.0, 0.0], "n_configs": [8] * 4})
+    best = pd.DataFrame({"ΔAUC": [6.3, 2.0, -1.8, 1.0, -3.0], "Bonferroni p": [0.01, 0.02, 0.5, 0.04, 0.01],
+                         "DeLong seeds +": [3.0, 1.0, 1.0, 0.0, 0.0], "DeLong seeds −": [0.0, 0.0, 1.0, 0.0, 2.0],
+                         "n_configs": [8] * 5})
     text = how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
-    assert "3 of 4 (machine type, score) gains stay significant" in text
-    assert "better in 5 and worse in 1 of the 12 seed-level comparisons behind these 4 gains" in text
-    assert "in 1 of 4 the seeds split" in text  # the third row: one seed better, one worse
+    # the last row is significant but a loss: counted as worse, never as a gain
+    assert "significantly better than the baseline (5 %) in 3 of 5 (machine type, score) pairs" in text
+    assert "and significantly worse in 1:" in text
+    assert "better in 5 and worse in 3 of the 15 seed-level comparisons behind these 5 gains" in text
+    assert "in 1 of 5 the seeds split" in text  # the third row: one seed better, one worse
     assert "For the gains that stay significant, 4 of 9 seeds are significantly better" in text
-    best["DeLong seeds −"] = 0.0
+    best = best.iloc[:4].assign(**{"DeLong seeds −": 0.0})
     text = how_sure_summary([10.0, 11.0, 12.0], [3.0, 4.0], best, 3)
+    assert "in 3 of 4 (machine type, score) pairs." in text and "worse in 1:" not in text
     assert "no gain has seeds significant in both directions" in text and "split" not in text
 
 

@@ -406,6 +406,16 @@ def test_bootstrap_over_seeds_uses_the_same_clips_for_every_seed():
     once = paired_bootstrap_auc_difference(y, good, weak, n_boot=300, seed=5)
     assert (twice.difference, twice.ci_low, twice.ci_high, twice.p_value) == pytest.approx(
         (once.difference, once.ci_low, once.ci_high, once.p_value), abs=1e-12)
+    # redrawing the seeds too: identical seeds change nothing, seeds that disagree widen the interval
+    assert paired_bootstrap_auc_difference(y, np.stack([good, good]), np.stack([weak, weak]), n_boot=300, seed=5,
+                                           resample_seeds=True).ci_low == pytest.approx(once.ci_low, abs=1e-12)
+    untrained = np.random.default_rng(6).normal(size=y.size)  # AUC about 0.5
+    split = np.stack([good, good, untrained])  # two seeds train well, one learns nothing
+    fixed = paired_bootstrap_auc_difference(y, split, np.stack([weak] * 3), n_boot=500, seed=5)
+    redrawn = paired_bootstrap_auc_difference(y, split, np.stack([weak] * 3), n_boot=500, seed=5, resample_seeds=True)
+    assert redrawn.difference == fixed.difference
+    assert redrawn.ci_high - redrawn.ci_low > 2 * (fixed.ci_high - fixed.ci_low)
+    assert fixed.p_value < 0.05 < redrawn.p_value  # these three models differ; the method's gain is not sure
     with pytest.raises(ValueError, match="same shape"):
         paired_bootstrap_auc_difference(y, a, weak)
     with pytest.raises(ValueError, match="n_boot"):
