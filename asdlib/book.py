@@ -328,9 +328,21 @@ CHANNEL_SETS = {2: [4], 4: [4, 2, 6], 8: [1, 2, 3, 4, 5, 6, 7]}
 def pairs_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 2.0,
                seeds=None, **parameters: Any) -> ExperimentSpec:
     """The four-pair grid of the dipole page: the baseline and the dual AE on every opposite pair, one α."""
-    seeds = parse_list(seeds, "seeds") or make_spec(profile, data_root).seeds[:1]
+    seeds = parse_list(seeds, "seeds") or make_spec(profile, data_root).seeds
     return make_spec(profile, data_root, machines=parse_list(list(machines), "machines"), mic_pairs=OPPOSITE_PAIRS,
                      alphas=[float(alpha)], seeds=seeds, baseline_mean=False, **parameters)
+
+
+def pairs_table(summary: pd.DataFrame, metric: str = "AUC") -> pd.DataFrame:
+    """The dipole page's pair table: per machine type and score (rows) and pair (columns, the baseline
+    last), the mean over seeds of ``metric`` (%) and, in brackets, its 95 % interval over seeds and test
+    clips (:func:`asdlib.tables.interval_summary`; none with fewer than three seeds)."""
+    s = summary[(summary["metric"] == metric) & (summary["machine"] != "average")].copy()
+    s["pair"] = s["mic_pair"].replace("", "baseline")
+    s["cell"] = [f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")
+                 for _, r in s.iterrows()]
+    table = s.pivot_table(index=["machine", "score"], columns="pair", values="cell", aggfunc="first")
+    return table[[c for c in table.columns if c != "baseline"] + ["baseline"]].rename_axis(columns=None)
 
 
 def channels_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 1.0,

@@ -139,49 +139,80 @@ def pair_facing(azimuth_deg: float, pairs: Sequence[str]) -> str:
     return min(pairs, key=off_axis)
 
 
-def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int | None = None, n_normal: int | None = None) -> str:
+def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int | None = None, n_normal: int | None = None,
+                  n_seeds: int = 1, score: str | None = None) -> str:
     """Sentences read off :func:`best_pair_by_direction`'s table.
 
-    With ``n_anomalous`` and ``n_normal`` (the clips behind each direction's AUC, one training seed),
-    a last sentence says how coarse each AUC is: one anomalous clip carries ``100 / n_anomalous`` points.
+    They say how often the best pair is the one whose axis points at the anomaly, and how often it is
+    the one broadside to the machine (whose normal sound it cancels). With ``n_anomalous`` and
+    ``n_normal`` (the clips behind each direction's AUC, a mean over ``n_seeds`` training seeds), a last
+    sentence says how coarse each AUC is: one anomalous clip carries ``100 / n_anomalous`` points.
+    ``score`` names the score the table is of, at the start of the text.
     """
     counts = best["best pair"].value_counts()
     n = len(best)
     candidates = sorted({p for tied in best["best pair"] for p in tied.split(" = ")} | {"0-4", "1-5", "2-6", "3-7"})
     facing = [pair_facing(az, candidates) for az in best.index]
-    n_facing = int(sum(f in p.split(" = ") for f, p in zip(facing, best["best pair"])))  # a tie counts if it includes the facing pair
+    winners = [p.split(" = ") for p in best["best pair"]]
+    n_facing = int(sum(f in w for f, w in zip(facing, winners)))  # a tie counts if it includes the facing pair
+    share = {p: sum(p in w for w in winners) / n for p in candidates}  # how often each pair is among the best
+    chance = sum(share[f] for f in facing)  # the facing count expected if the same winners fell on the directions at random
+    broadside = pair_facing(machine_azimuth + 90.0, candidates)
+    n_broadside = int(sum(broadside in p.split(" = ") for p in best["best pair"]))
     if len(counts) == 1:
-        text = (f"Pair {counts.index[0]} is the best at all {n} directions: on this simulated unit (machine at {machine_azimuth:.0f}°) "
+        text = (f"pair {counts.index[0]} is the best at all {n} directions: on this simulated unit (machine at {machine_azimuth:.0f}°) "
                 f"the best pair does not follow the anomaly's direction, against what the dipole patterns alone would suggest.")
     else:
-        text = ("The best pair changes with the anomaly's direction (" + ", ".join(f"{p}: {k} of {n} directions" for p, k in counts.items())
-                + f"); it is the pair whose axis points at the anomaly in {n_facing} of {n} directions.")
+        text = ("the best pair changes with the anomaly's direction (" + ", ".join(f"{p}: {k} of {n} directions" for p, k in counts.items())
+                + f"); it is the pair whose axis points at the anomaly in {n_facing} of {n} directions, against {chance:.1f} "
+                "if the same winners fell on the directions at random.")
+    text += (f" The pair broadside to the machine ({broadside}, which cancels the machine's own sound) is the best at "
+             f"{n_broadside} of {n} directions" + (": cancelling the machine does not make the anomaly stand out here." if n_broadside == 0 else "."))
     text += (f" Averaged over directions, the best pair at each direction beats the baseline by {best['gain'].mean():+.1f} AUC points "
              f"(picked per direction on the same clips, hence optimistic); the gain is positive at {int((best['gain'] > 0).sum())} of {n} directions.")
     if n_anomalous and n_normal:
-        text += (f" Each AUC here comes from one training seed and {n_anomalous} anomalous against {n_normal} normal clips: "
+        source = "one training seed" if n_seeds == 1 else f"the mean over {n_seeds} training seeds, each"
+        text += (f" Each AUC here is {source} on {n_anomalous} anomalous against {n_normal} normal clips: "
                  f"one anomalous clip moving from the top to the bottom of the ranking changes it by up to {100 / n_anomalous:.1f} points, "
                  "so a difference of a few points between pairs at one direction is not evidence on its own.")
-    return text
+    if score is not None:
+        from .book import score_name
+
+        return f"With the {score_name(score)} score, {text}"
+    return text[0].upper() + text[1:]
 
 
 def run_direction_sweep(store, spec, machine: str = "fan", machine_id: int = 0, azimuths_deg: Sequence[float] = tuple(range(0, 360, 30)),
-                        distance_m: float | None = None, n_normal: int = 24, n_per_azimuth: int = 6, snr_db: float = 6.0,
+                        distance_m: float | None = None, n_normal: int = 24, n_per_azimuth: int = 6, snr_db: float | None = None,
                         device: str = "auto") -> dict:
-    """The dipole page's sweep in one call: clips (written into the run's folder), AUCs, the best pair
-    per direction and a sentence read off it.
+    """The dipole page's sweep in one call: clips (written into the run's folder), AUCs of every seed's
+    detectors, the best pair per direction and sentences read off it, per score.
+
+    ``snr_db`` None: the median of the SNRs the detectors were trained at (the book profile's 0 dB), so
+    that only the anomaly's direction differs from the training data.
 
     Returns
     -------
     dict
-        ``clips``, ``result`` (:func:`direction_sweep`), ``best`` (:func:`best_pair_by_direction` of the
-        first score), ``reading`` (:func:`sweep_reading`) and ``setup`` (one line describing the clips).
+        ``clips``; ``by_seed`` (:func:`direction_sweep` with a ``seed`` column); ``result``, its mean
+        over seeds; ``best`` (:func:`best_pair_by_direction` of each score, side by side, the score as
+        the columns' first level); ``reading`` (:func:`sweep_reading` of each score) and ``setup`` (one
+        line describing the clips and the detectors).
     """
+    trained_snrs = spec.simulator_settings()["snrs_db"]
+    snr_db = float(np.median(trained_snrs)) if snr_db is None else float(snr_db)
     clips = sweep_clips(store.path / "sweep", machine, machine_id, azimuths_deg, distance_m=distance_m, n_normal=n_normal,
                         n_per_azimuth=n_per_azimuth, snr_db=snr_db, duration_s=spec.simulator_settings()["duration_s"])
     labels = {ms.name: ("baseline" if ms.kind == "baseline" else ms.mic_pair) for ms in spec.model_specs()}
-    result = direction_sweep(store, clips, machine, spec.seeds[0], labels, device=device)
-    best = best_pair_by_direction(result, spec.scores[0])
+    by_seed = pd.concat([direction_sweep(store, clips, machine, seed, labels, device=device).assign(seed=seed) for seed in spec.seeds],
+                        ignore_index=True)
+    result = by_seed.groupby(["model", "azimuth", "score"], sort=False)["AUC"].mean().reset_index()
+    scores = [s for s in spec.scores if s in set(result["score"])]
+    best = pd.concat({s: best_pair_by_direction(result, s) for s in scores}, axis=1)
+    reading = " ".join(sweep_reading(best[s], clips.attrs["machine_azimuth"], n_per_azimuth, n_normal, len(spec.seeds), score=s)
+                       for s in scores)
+    trained = ", ".join(f"{v:g}" for v in trained_snrs)
+    seeds = f"seed {spec.seeds[0]}" if len(spec.seeds) == 1 else f"seeds {', '.join(map(str, spec.seeds))} (AUC: mean over seeds)"
     setup = (f"{machine} unit {machine_id}: {n_normal} normal clips and {n_per_azimuth} anomalous clips per direction at "
-             f"{snr_db:g} dB SNR, scored by the detectors of seed {spec.seeds[0]} of the grid above")
-    return {"clips": clips, "result": result, "best": best, "reading": sweep_reading(best, clips.attrs["machine_azimuth"], n_per_azimuth, n_normal), "setup": setup}
+             f"{snr_db:g} dB SNR (the detectors were trained on clips at {trained} dB), scored by the detectors of {seeds} of the grid above")
+    return {"clips": clips, "by_seed": by_seed, "result": result, "best": best, "reading": reading, "setup": setup}

@@ -238,16 +238,20 @@ def test_sweep_reading_is_read_off_the_best_pair_table():
     assert list(best["best pair"]) == ["0-4", "2-6"] and list(best["gain"]) == [10.0, -3.0]
     text = sweep_reading(best, machine_azimuth=45.0)
     assert "0-4: 1 of 2 directions" in text and "2-6: 1 of 2 directions" in text
-    assert "in 2 of 2 directions" in text  # 0° faces pair 0-4, 90° faces pair 2-6
+    assert "in 2 of 2 directions, against 1.0 if the same winners fell on the directions at random" in text  # 0° faces 0-4, 90° 2-6
     assert "+3.5 AUC points" in text and "positive at 1 of 2 directions" in text
     assert "one training seed" not in text
+    assert "The pair broadside to the machine (3-7, which cancels the machine's own sound) is the best at 0 of 2" in text
+    assert "broadside to the machine (2-6, which cancels the machine's own sound) is the best at 1 of 2" in sweep_reading(best, 0.0)
+    assert sweep_reading(best, 45.0, score="mahalanobis").startswith("With the Mahalanobis score, the best pair changes")
     tie = sweep.assign(AUC=sweep["AUC"].where(~((sweep["azimuth"] == 0.0) & (sweep["model"] == "2-6")), 90.0))
     tied = best_pair_by_direction(tie, "mse")
     assert list(tied["best pair"]) == ["0-4 = 2-6", "2-6"] and list(tied["best AUC"]) == [90.0, 75.0]
     tie_text = sweep_reading(tied, 45.0)
     assert "0-4 = 2-6: 1 of 2 directions" in tie_text and "in 2 of 2 directions" in tie_text  # the tie includes the facing pair
     coarse = sweep_reading(best, 45.0, n_anomalous=6, n_normal=24)
-    assert coarse.startswith(text) and "6 anomalous against 24 normal clips" in coarse and "up to 16.7 points" in coarse
+    assert coarse.startswith(text) and "one training seed on 6 anomalous against 24 normal clips" in coarse and "up to 16.7 points" in coarse
+    assert "the mean over 3 training seeds, each on 6 anomalous" in sweep_reading(best, 45.0, n_anomalous=6, n_normal=24, n_seeds=3)
 
 
 def test_average_row_gap_is_the_harmonic_mean_of_the_cells_minus_the_average():
