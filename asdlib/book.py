@@ -446,7 +446,8 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
             (" — it differs between machines, as in the paper, " if depends else " — the same pair on every machine, unlike the paper's reading, ") +
             f"but the two pairs' best values are within 2 points of each other for {share(close, len(table))} machine types, well inside their intervals. "
             f"Some α of every pair is above the baseline for {share(all_above, len(table))} machine types (the paper: all four); "
-            f"with intervals apart from the baseline's for {share(all_clear, len(table))}.")
+            f"with intervals apart from the baseline's for {share(all_clear, len(table))} (a strict test: overlapping intervals "
+            "can hide a real difference; the How sure? page tests the gains paired on the same clips).")
     return table, text
 
 
@@ -636,8 +637,9 @@ def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> 
         if 2 in t.index and t[["ci_low", "ci_high"]].notna().all().all():
             dual_low, dual_high = t.loc[2, "ci_low"], t.loc[2, "ci_high"]
             apart = [n for n in t.index if n > 2 and (t.loc[n, "ci_high"] < dual_low or t.loc[n, "ci_low"] > dual_high)]
-            text += ("; no count of channels has an interval apart from the dual AE's (2 channels)" if not apart
-                     else f"; intervals apart from the dual AE's for {', '.join(map(str, apart))} channels")
+            text += ("; every count of channels has an interval overlapping the dual AE's (2 channels), so none is shown to "
+                     "differ from it (an overlap does not show that they are equal)" if not apart
+                     else f"; intervals apart from the dual AE's (2 channels) for {', '.join(map(str, apart))} channels")
         parts.append(text)
     return table, ". ".join(parts) + "."
 
@@ -732,8 +734,9 @@ def leak_comparison(stores: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
         a = stores_summary[("recording", key[0], "AUC", key[1])]
         b = stores_summary[("clip", key[0], "AUC", key[1])]
         overlap.append(not (a[1] < b[0] or b[1] < a[0]))
-    verdict = ("the intervals overlap in every case: no leak effect is detectable at this size, though the split by recording stays the "
-               "correct one" if all(overlap) else "in some cases the intervals are apart: the leak changes the result")
+    verdict = ("the intervals overlap in every case, so this comparison cannot show a leak effect at this size (an overlap does not "
+               "show that there is none); the split by recording stays the correct one" if all(overlap)
+               else "in some cases the intervals are apart: the leak changes the result")
     sentence = (f"Split by clip, {n_twins} of {n_test} test clips had their recording in the training set (by recording: {n_twins_rec}). "
                 f"The baseline's AUC changed by " + ", ".join(f"{signed(v)} points ({m}, {score_name(sc)})" for (m, sc), v in auc.items())
                 + f" when split by clip instead of by recording; {verdict}.")

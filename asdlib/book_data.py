@@ -306,7 +306,8 @@ def glue_figure(name: str, fig) -> None:
 def captioned(frame: pd.DataFrame, caption: str, precision: int = 1):
     """``frame`` as a pandas Styler whose caption (the table's own header) says what it is and where from."""
     return frame.style.set_caption(caption).format(precision=precision).set_table_styles(
-        [{"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: normal; padding-bottom: 0.5em;"}])
+        [{"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: normal; padding-bottom: 0.5em;"},
+         {"selector": "th, td", "props": "padding: 0.2em 0.7em;"}])  # numbers in neighbouring columns stay apart
 
 
 def difference_level(logmels: np.ndarray, config=None, split_hz: float = 1000.0) -> dict[str, float]:

@@ -20,7 +20,7 @@ KEYS = ["metric", "score", "model", "mic_pair", "alpha"]
 
 __all__ = [
     "HOLDS", "HOLDS_UNDER_A_READING", "DOES_NOT_HOLD",
-    "average_rows", "gain_readings", "outperform", "each_pair_beats_baseline", "chance_band", "at_chance",
+    "average_rows", "gain_readings", "stated_gain_verdict", "outperform", "each_pair_beats_baseline", "chance_band", "at_chance",
 ]
 
 
@@ -64,6 +64,39 @@ def gain_readings(table: pd.DataFrame, score: str, metric: str) -> pd.Series:
     for pair, group in dual_m.groupby("mic_pair"):
         out[f"mics {pair}: harmonic mean of per-machine best α - baseline"] = harmonic_mean(group.groupby("machine")["value_percent"].max()) - base
     return pd.Series(out)
+
+
+def stated_gain_verdict(readings: pd.DataFrame, metric: str, value: float, tolerance: float = 0.015) -> tuple[str, str]:
+    """What the readings say of the stated gain "the average ``metric`` rises by ``value``".
+
+    Parameters
+    ----------
+    readings : pandas.DataFrame
+        :func:`gain_readings` as columns, one per metric (e.g. ``AUC``, ``pAUC``).
+    metric : str
+        The metric the sentence names.
+    value : float
+        The stated gain, in points.
+    tolerance : float
+        How close a reading must come (the table's values are rounded to 0.01).
+
+    Returns
+    -------
+    (str, str)
+        The readings that give ``value`` and the verdict: :data:`HOLDS` when a plain reading of this
+        metric gives it, :data:`HOLDS_UNDER_A_READING` when only a per-pair oracle reading of this metric
+        does, else :data:`DOES_NOT_HOLD` (a reading of *another* metric that gives the number is named,
+        but does not support a claim about this one).
+    """
+    found = [(reading, m) for (reading, m), x in readings.stack().items() if abs(x - value) <= tolerance]
+    same_metric = [reading for reading, m in found if m == metric]
+    if same_metric:
+        plain = [reading for reading in same_metric if not reading.startswith("mics")]
+        return "; ".join(f"{metric}: {r}" for r in same_metric), HOLDS if plain else HOLDS_UNDER_A_READING
+    computed = f"no {metric} reading gives it"
+    if found:
+        computed += " (the number is " + "; ".join(f"the {m} by {r}" for r, m in found) + ")"
+    return computed, DOES_NOT_HOLD
 
 
 def outperform(table: pd.DataFrame) -> pd.DataFrame:

@@ -16,8 +16,9 @@ import warnings
 from pathlib import Path
 
 EXAMPLES = """examples:
-  asdlib run --profile quick                    # the book's default grid on simulated data
-  asdlib table --profile quick                  # Table 1: ours beside the paper's
+  asdlib run --profile book                     # the book's default grid on simulated data
+  asdlib table --profile book                   # Table 1: ours beside the paper's
+  asdlib run --profile quick                    # a fast look: undertrained models, near chance
   asdlib run --profile paper --data-root ~/mimii   # the paper's settings on real MIMII
   asdlib simulate --out data/sim --n-normal 100 --n-abnormal 20
   asdlib download --root ~/mimii --machines fan --snr 0 --list
