@@ -491,6 +491,7 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
     one trained pair fixed, so its seeds can disagree in sign; a median of their p-values would hide
     that.
     """
+    from .book_data import model_label
     from .metrics import paired_bootstrap_auc_difference, roc_auc
 
     spec = store.spec
@@ -507,7 +508,7 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
                     continue
                 d = np.stack([store.test_scores(machine, s, ms.name)[score].to_numpy() for s in spec.seeds])
                 boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0, resample_seeds=True)
-                rows.append({"machine": machine, "score": score, "model": ms.name,
+                rows.append({"machine": machine, "score": score, "model": model_label(ms),
                              "baseline AUC": 100 * np.mean([roc_auc(y, row) for row in b]),
                              "dual AUC": 100 * np.mean([roc_auc(y, row) for row in d]),
                              "ΔAUC": 100 * boot.difference, "Δ low": 100 * boot.ci_low, "Δ high": 100 * boot.ci_high,

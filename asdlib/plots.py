@@ -340,13 +340,13 @@ def plot_figure5(summary: pd.DataFrame, reported: pd.DataFrame | None = None, sc
             ax.axhline(mean_base["mean"].iloc[0], color="dimgray", lw=1.2, ls="-.", label="baseline, mean of channels")
         if len(base):
             b = base.iloc[0]
-            ax.axhline(b["mean"], color="black", lw=1.5, label="baseline")
+            ax.axhline(b["mean"], color="black", lw=1.5, label="baseline (mic 0)")
             if pd.notna(b["ci_low"]):
                 ax.axhspan(b["ci_low"], b["ci_high"], color="black", alpha=0.08, lw=0)
         if reported is not None:
             rb = reported[(reported.machine == machine) & (reported.score == score) & (reported.metric == metric) & (reported.model == "baseline")]
             if len(rb):
-                ax.axhline(rb["value_percent"].iloc[0], color="black", ls=":", label="baseline (reported)")
+                ax.axhline(rb["value_percent"].iloc[0], color="black", ls=":", label="baseline (mic 0, reported)")
         ax.axhline(50, color="gray", lw=0.8, ls="--", label="chance")
         ax.set_xscale("log")
         ax.set_ylim(0, 100)
