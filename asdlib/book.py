@@ -647,34 +647,68 @@ def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> 
 
 def gain_by_anomaly_kind(auc: pd.DataFrame) -> pd.DataFrame:
     """From :func:`auc_by_anomaly_kind`: per (score, anomaly, machine), the baseline's AUC, the best dual's
-    (best configuration by its mean over seeds, chosen on these test clips) and the gain in points."""
-    mean = auc.groupby(["score", "anomaly", "machine", "kind", "model"])["AUC"].mean().reset_index()
-    base = mean[mean["kind"] == "baseline"].set_index(["score", "anomaly", "machine"])["AUC"]
-    best = mean[mean["kind"] == "dual"].groupby(["score", "anomaly", "machine"])["AUC"].max()
-    out = pd.DataFrame({"baseline": base, "best dual": best})
+    (best configuration by its mean over seeds, chosen on these test clips), the gain in points, the
+    lowest and highest gain of one seed (that configuration against the baseline of the same seed), and
+    the best configuration's name (``best model``)."""
+    keys = ["score", "anomaly", "machine"]
+    mean = auc.groupby(keys + ["kind", "model"])["AUC"].mean().reset_index()
+    base = mean[mean["kind"] == "baseline"].set_index(keys)["AUC"]
+    duals = mean[mean["kind"] == "dual"]
+    best_rows = duals.loc[duals.groupby(keys)["AUC"].idxmax()]
+    out = pd.DataFrame({"baseline": base, "best dual": best_rows.set_index(keys)["AUC"]})
     out["gain"] = out["best dual"] - out["baseline"]
+    out["best model"] = best_rows.set_index(keys)["model"]
+    per_seed = seed_gains(auc, out["best model"])
+    out["gain, lowest seed"] = per_seed.groupby(level=keys).min()
+    out["gain, highest seed"] = per_seed.groupby(level=keys).max()
     return out
 
 
-def anomaly_kind_reading(gains: pd.DataFrame) -> str:
+def seed_gains(auc: pd.DataFrame, best_model: pd.Series) -> pd.Series:
+    """Per (score, anomaly, machine, seed): the AUC of ``best_model`` (indexed by score, anomaly, machine)
+    minus the baseline's on that seed, in points."""
+    keys = ["score", "anomaly", "machine"]
+    base = auc[auc["kind"] == "baseline"].set_index(keys + ["seed"])["AUC"]
+    chosen = auc.merge(best_model.rename("best").reset_index(), on=keys)
+    dual = chosen[chosen["model"] == chosen["best"]].set_index(keys + ["seed"])["AUC"]
+    return (dual - base).dropna()
+
+
+def anomaly_kind_reading(gains: pd.DataFrame, per_seed: pd.Series | None = None) -> str:
     """Sentences read off :func:`gain_by_anomaly_kind`: which kind the dual AE helps more, and whether
-    that agrees with the premise that the difference channel helps with *spatial* anomalies."""
+    that agrees with the premise that the difference channel helps with *spatial* anomalies.
+
+    With ``per_seed`` (:func:`seed_gains`), each score's sentence also says how far the difference
+    between the kinds' mean gains moves from one training seed to another."""
     parts = []
+    verdicts = set()
     for score, g in gains.groupby(level="score"):
         by_kind = g["gain"].groupby(level="anomaly").mean()
         spatial, spectral = by_kind.get("spatial", np.nan), by_kind.get("spectral", np.nan)
         per_machine = g["gain"].droplevel("score").unstack("anomaly")
         n_more = int((per_machine["spatial"] > per_machine["spectral"]).sum()) if {"spatial", "spectral"} <= set(per_machine) else 0
         if abs(spatial - spectral) < 2.0:
-            verdict = (f"no clear difference between the kinds (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types), "
-                       "so the data do not support the premise of this page")
+            verdict = f"no clear difference between the kinds (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types)"
+            verdicts.add("none")
         elif spatial > spectral:
             verdict = f"as the premise of this page expects (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types)"
+            verdicts.add("premise")
         else:
             verdict = "against the premise of this page: here the dual AE helps spectral anomalies more than spatial ones"
-        parts.append(f"{score_name(score)}: the best dual configuration changes the AUC by {signed(spatial)} points on spatial anomalies and "
-                     f"{signed(spectral)} on spectral ones (mean over machine types), {verdict}")
-    return "; ".join(parts) + ". The best configuration is picked on the same test clips, so both gains are optimistic."
+            verdicts.add("against")
+        text = (f"{score_name(score)}: the best dual configuration changes the AUC by {signed(spatial)} points on spatial anomalies and "
+                f"{signed(spectral)} on spectral ones (mean over machine types), {verdict}")
+        if per_seed is not None and score in per_seed.index.get_level_values("score"):
+            by_seed = per_seed.xs(score, level="score").groupby(level=["anomaly", "seed"]).mean().unstack("anomaly")
+            if {"spatial", "spectral"} <= set(by_seed.columns) and len(by_seed) > 1:
+                diff = by_seed["spatial"] - by_seed["spectral"]
+                text += (f"; from one seed to another, spatial minus spectral ranges from {signed(diff.min())} to "
+                         f"{signed(diff.max())} points")
+        parts.append(text)
+    text = "; ".join(parts) + ". The best configuration is picked on the same test clips, so both gains are optimistic."
+    if verdicts == {"none"}:
+        text += " So the data do not support the premise of this page."
+    return text
 
 
 def training_projection(spec: ExperimentSpec, results_dir: str | Path | None = None) -> pd.DataFrame:

@@ -286,3 +286,29 @@ def test_stated_gains_are_judged_on_the_metric_the_sentence_names():
     best_cell = readings.loc["best Average cell - baseline", "AUC"]
     assert claims.stated_gain_verdict(readings, "AUC", best_cell)[1] == claims.HOLDS  # a plain reading
     assert claims.stated_gain_verdict(readings, "AUC", 99.0) == ("no AUC reading gives it", claims.DOES_NOT_HOLD)
+
+
+def test_anomaly_kind_gains_follow_the_best_configuration_seed_by_seed():
+    from asdlib.book import anomaly_kind_reading, gain_by_anomaly_kind, seed_gains
+
+    rows = []
+    aucs = {  # (model, anomaly): AUC of seeds 0 and 1
+        ("base", "spatial"): (70.0, 72.0), ("d1", "spatial"): (80.0, 74.0), ("d2", "spatial"): (71.0, 71.0),
+        ("base", "spectral"): (60.0, 60.0), ("d1", "spectral"): (61.0, 59.0), ("d2", "spectral"): (66.0, 62.0),
+    }
+    for (model, anomaly), values in aucs.items():
+        for seed, value in enumerate(values):
+            rows.append({"model": model, "kind": "baseline" if model == "base" else "dual", "machine": "fan", "seed": seed,
+                         "anomaly": anomaly, "score": "mse", "AUC": value})
+    auc = pd.DataFrame(rows)
+    gains = gain_by_anomaly_kind(auc)
+    spatial, spectral = gains.loc[("mse", "spatial", "fan")], gains.loc[("mse", "spectral", "fan")]
+    assert spatial["best model"] == "d1" and spatial["gain"] == 6.0  # mean 77 against 71
+    assert (spatial["gain, lowest seed"], spatial["gain, highest seed"]) == (2.0, 10.0)
+    assert spectral["best model"] == "d2" and (spectral["gain, lowest seed"], spectral["gain, highest seed"]) == (2.0, 6.0)
+    per_seed = seed_gains(auc, gains["best model"])
+    text = anomaly_kind_reading(gains, per_seed)
+    # seed 0: 10 - 6 = +4; seed 1: 2 - 2 = 0; the means differ by 2 points: the premise's direction
+    assert "+6.0 points on spatial anomalies and +4.0 on spectral ones" in text and "as the premise of this page expects" in text
+    assert "spatial minus spectral ranges from 0.0 to +4.0 points" in text
+    assert "do not support the premise" not in text
