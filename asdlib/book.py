@@ -602,7 +602,7 @@ def delong_reading(best: pd.DataFrame, n_seeds: int) -> str:
 
 
 def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), floor_db: float = -60.0) -> pd.DataFrame:
-    """Per simulated machine unit: its azimuth and distance, and each pair's mean gain (dB) towards it.
+    """Per simulated machine unit (indexed by machine and id): its azimuth and distance, and each pair's mean gain (dB) towards it.
 
     A pair exactly broadside to a unit cancels it completely (an exact null, -inf dB in theory); such
     gains are shown as ``floor_db``.
@@ -621,7 +621,7 @@ def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), f
                 g = difference_response(band, np.array([az]), (a, b), distance=dist)[:, 0]
                 row[f"{a}-{b} (dB)"] = round(max(10 * np.log10(max(np.mean(g**2), 1e-30)), floor_db), 1)
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index(["machine", "id"])
 
 
 def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> tuple[pd.DataFrame, str]:

@@ -68,8 +68,8 @@ def plot_array(pairs=((0, 4), (2, 6)), sources: dict[str, tuple[float, float]] |
     ax.set_xlabel("x (cm)")
     ax.set_ylabel("y (cm)")
     ax.grid(alpha=0.3)
-    inset = ax.inset_axes([0.02, 0.6, 0.38, 0.38])
-    _draw_array(inset, pairs, 100.0)  # cm, same units as the main axes
+    inset = ax.inset_axes([0.02, 0.55, 0.38, 0.38])  # below the top, so that its title stays inside the axes
+    _draw_array(inset, pairs, 100.0, label_radius=False)  # cm, same units as the main axes; the title gives the radius
     zoom = 1.6 * MIC_RADIUS * 100
     inset.set_xlim(-zoom, zoom)
     inset.set_ylim(-zoom, zoom)
@@ -80,7 +80,7 @@ def plot_array(pairs=((0, 4), (2, 6)), sources: dict[str, tuple[float, float]] |
     ax.indicate_inset_zoom(inset, edgecolor="gray")
     handles, labels = ax.get_legend_handles_labels()
     ih, il = inset.get_legend_handles_labels()
-    ax.legend(handles + ih, labels + il, loc="lower left", fontsize=8)
+    ax.legend(handles + ih, labels + il, loc="lower left", fontsize=8, markerscale=0.5)  # the hollow rings fit the box
     return fig
 
 
