@@ -339,7 +339,7 @@ def pairs_table(summary: pd.DataFrame, metric: str = "AUC") -> pd.DataFrame:
     clips (:func:`asdlib.tables.interval_summary`; none with fewer than three seeds)."""
     s = summary[(summary["metric"] == metric) & (summary["machine"] != "average")].copy()
     s["pair"] = s["mic_pair"].replace("", "baseline")
-    s["cell"] = [f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")
+    s["cell"] = [f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f},\u00a0{r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")  # wraps before the interval
                  for _, r in s.iterrows()]
     table = s.pivot_table(index=["machine", "score"], columns="pair", values="cell", aggfunc="first")
     return table[[c for c in table.columns if c != "baseline"] + ["baseline"]].rename_axis(columns=None)
