@@ -158,7 +158,7 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int |
     share = {p: sum(p in w for w in winners) / n for p in candidates}  # how often each pair is among the best
     chance = sum(share[f] for f in facing)  # the facing count expected if the same winners fell on the directions at random
     broadside = pair_facing(machine_azimuth + 90.0, candidates)
-    n_broadside = int(sum(broadside in p.split(" = ") for p in best["best pair"]))
+    n_broadside = int(sum(broadside in w for w in winners))
     if len(counts) == 1:
         text = (f"pair {counts.index[0]} is the best at all {n} directions: on this simulated unit (machine at {machine_azimuth:.0f}°) "
                 f"the best pair does not follow the anomaly's direction, against what the dipole patterns alone would suggest.")
