@@ -280,6 +280,13 @@ def share(n: int, total: int) -> str:
     return f"{n} of {total}"
 
 
+def mean_interval_text(row) -> str:
+    """``"77.4 [71.6, 82.5]"``: a row's ``mean`` and, where there is one, its interval (``ci_low``,
+    ``ci_high``), to 0.1; a no-break space inside the brackets, so a narrow cell wraps before them."""
+    text = f"{row['mean']:.1f}"
+    return text + (f" [{row['ci_low']:.1f},\u00a0{row['ci_high']:.1f}]" if pd.notna(row["ci_low"]) else "")
+
+
 def finite(values) -> np.ndarray:
     """The finite values of an array-like, as float."""
     v = np.asarray(values, dtype=float)
@@ -339,8 +346,7 @@ def pairs_table(summary: pd.DataFrame, metric: str = "AUC") -> pd.DataFrame:
     clips (:func:`asdlib.tables.interval_summary`; none with fewer than three seeds)."""
     s = summary[(summary["metric"] == metric) & (summary["machine"] != "average")].copy()
     s["pair"] = s["mic_pair"].replace("", "baseline")
-    s["cell"] = [f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f},\u00a0{r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")  # wraps before the interval
-                 for _, r in s.iterrows()]
+    s["cell"] = s.apply(mean_interval_text, axis=1)
     table = s.pivot_table(index=["machine", "score"], columns="pair", values="cell", aggfunc="first")
     return table[[c for c in table.columns if c != "baseline"] + ["baseline"]].rename_axis(columns=None)
 
@@ -654,10 +660,10 @@ def gain_by_anomaly_kind(auc: pd.DataFrame) -> pd.DataFrame:
     mean = auc.groupby(keys + ["kind", "model"])["AUC"].mean().reset_index()
     base = mean[mean["kind"] == "baseline"].set_index(keys)["AUC"]
     duals = mean[mean["kind"] == "dual"]
-    best_rows = duals.loc[duals.groupby(keys)["AUC"].idxmax()]
-    out = pd.DataFrame({"baseline": base, "best dual": best_rows.set_index(keys)["AUC"]})
+    best = duals.loc[duals.groupby(keys)["AUC"].idxmax()].set_index(keys)
+    out = pd.DataFrame({"baseline": base, "best dual": best["AUC"]})
     out["gain"] = out["best dual"] - out["baseline"]
-    out["best model"] = best_rows.set_index(keys)["model"]
+    out["best model"] = best["model"]
     per_seed = seed_gains(auc, out["best model"])
     out["gain, lowest seed"] = per_seed.groupby(level=keys).min()
     out["gain, highest seed"] = per_seed.groupby(level=keys).max()
@@ -680,22 +686,19 @@ def anomaly_kind_reading(gains: pd.DataFrame, per_seed: pd.Series | None = None)
 
     With ``per_seed`` (:func:`seed_gains`), each score's sentence also says how far the difference
     between the kinds' mean gains moves from one training seed to another."""
-    parts = []
-    verdicts = set()
+    parts, unclear = [], []
     for score, g in gains.groupby(level="score"):
         by_kind = g["gain"].groupby(level="anomaly").mean()
         spatial, spectral = by_kind.get("spatial", np.nan), by_kind.get("spectral", np.nan)
         per_machine = g["gain"].droplevel("score").unstack("anomaly")
         n_more = int((per_machine["spatial"] > per_machine["spectral"]).sum()) if {"spatial", "spectral"} <= set(per_machine) else 0
-        if abs(spatial - spectral) < 2.0:
+        unclear.append(abs(spatial - spectral) < 2.0)
+        if unclear[-1]:
             verdict = f"no clear difference between the kinds (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types)"
-            verdicts.add("none")
         elif spatial > spectral:
             verdict = f"as the premise of this page expects (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types)"
-            verdicts.add("premise")
         else:
             verdict = "against the premise of this page: here the dual AE helps spectral anomalies more than spatial ones"
-            verdicts.add("against")
         text = (f"{score_name(score)}: the best dual configuration changes the AUC by {signed(spatial)} points on spatial anomalies and "
                 f"{signed(spectral)} on spectral ones (mean over machine types), {verdict}")
         if per_seed is not None and score in per_seed.index.get_level_values("score"):
@@ -706,7 +709,7 @@ def anomaly_kind_reading(gains: pd.DataFrame, per_seed: pd.Series | None = None)
                          f"{signed(diff.max())} points")
         parts.append(text)
     text = "; ".join(parts) + ". The best configuration is picked on the same test clips, so both gains are optimistic."
-    if verdicts == {"none"}:
+    if unclear and all(unclear):
         text += " So the data do not support the premise of this page."
     return text
 
@@ -756,7 +759,7 @@ def leak_comparison(stores: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
         summary = summary[summary["machine"] != "average"].set_index(["machine", "metric", "score"])
         for key, r in summary.iterrows():
             stores_summary[(groups,) + tuple(key)] = (r["ci_low"], r["ci_high"])
-        frames[groups] = summary.apply(lambda r: f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else ""), axis=1)
+        frames[groups] = summary.apply(mean_interval_text, axis=1)
         frames[f"{groups} mean"] = summary["mean"]
     table = pd.DataFrame({"by recording": frames["recording"], "by clip": frames["clip"],
                           "clip − recording (points)": (frames["clip mean"] - frames["recording mean"]).round(1)})
@@ -793,9 +796,7 @@ def baseline_input_comparison(store, n_boot: int = 1000) -> tuple[pd.DataFrame |
     mean = base[base["mic_pair"].astype(str) == MEAN_INPUT].set_index(["machine", "metric", "score"])
     if mean.empty:
         return None, ("This build's grid has no channel-mean baseline (set `baseline_mean: true` in the spec to add it). " + reason)
-    def cell(r):
-        return f"{r['mean']:.1f}" + (f" [{r['ci_low']:.1f}, {r['ci_high']:.1f}]" if pd.notna(r["ci_low"]) else "")
-    table = pd.DataFrame({"channel 0": channel.apply(cell, axis=1), "mean of 8 channels": mean.apply(cell, axis=1),
+    table = pd.DataFrame({"channel 0": channel.apply(mean_interval_text, axis=1), "mean of 8 channels": mean.apply(mean_interval_text, axis=1),
                           "mean − channel 0 (points)": (mean["mean"] - channel["mean"]).round(1) + 0.0}).dropna()
     auc = table.xs("AUC", level="metric")["mean − channel 0 (points)"]
     machines = auc.drop("average", level="machine", errors="ignore")

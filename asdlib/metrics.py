@@ -43,6 +43,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from .intervals import seed_draws
+
 __all__ = [
     "roc_auc",
     "pauc_mcclish",
@@ -606,7 +608,7 @@ def paired_bootstrap_auc_difference(
     draws_neg = rng.choice(neg_idx, size=(n_boot, neg_idx.size))  # (n_boot, n)
     n_rows = a.shape[0]
     if resample_seeds:  # (n_boot, r): how often each seed is drawn, over r; the same seeds for a and b
-        row_weights = rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_boot) / n_rows
+        row_weights = seed_draws(n_boot, n_rows, seed=seed)
     else:
         row_weights = np.full((n_boot, n_rows), 1.0 / n_rows)
     diffs = np.empty(n_boot)

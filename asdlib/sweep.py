@@ -199,10 +199,11 @@ def run_direction_sweep(store, spec, machine: str = "fan", machine_id: int = 0, 
         the columns' first level); ``reading`` (:func:`sweep_reading` of each score) and ``setup`` (one
         line describing the clips and the detectors).
     """
-    trained_snrs = spec.simulator_settings()["snrs_db"]
+    settings = spec.simulator_settings()
+    trained_snrs = settings["snrs_db"]
     snr_db = float(np.median(trained_snrs)) if snr_db is None else float(snr_db)
     clips = sweep_clips(store.path / "sweep", machine, machine_id, azimuths_deg, distance_m=distance_m, n_normal=n_normal,
-                        n_per_azimuth=n_per_azimuth, snr_db=snr_db, duration_s=spec.simulator_settings()["duration_s"])
+                        n_per_azimuth=n_per_azimuth, snr_db=snr_db, duration_s=settings["duration_s"])
     labels = {ms.name: ("baseline" if ms.kind == "baseline" else ms.mic_pair) for ms in spec.model_specs()}
     by_seed = pd.concat([direction_sweep(store, clips, machine, seed, labels, device=device).assign(seed=seed) for seed in spec.seeds],
                         ignore_index=True)
