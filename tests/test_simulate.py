@@ -517,6 +517,77 @@ def test_mix_at_mics_is_numpys_arithmetic(dtype, n):
             np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
 
 
+def _numpy_harmonic_sum(phase, coefs):
+    """The harmonic sum as NumPy passes over the whole signal (before asdlib.simulate.kernels.harmonic_sum)."""
+    turns = np.rint(phase * (1.0 / (2.0 * np.pi)))
+    turns *= 2.0 * np.pi
+    reduced = (phase - turns).astype(np.float32)
+    z = np.empty(phase.shape, dtype=np.complex64)
+    z.real, z.imag = np.cos(reduced), np.sin(reduced)
+    acc = np.full(phase.shape, coefs[-1], dtype=np.complex64)
+    for c in reversed(coefs[:-1]):
+        acc *= z
+        if c:
+            acc += np.complex64(c)
+    acc *= z
+    return acc.imag.astype(float)
+
+
+@pytest.mark.parametrize("n_coefs", [1, 2, 7, 40])
+@pytest.mark.parametrize("n", [2, 255, 257, 16_001])
+def test_harmonic_sum_is_numpys_horner_recursion(n_coefs, n):
+    """signals._harmonics (kernels.wrap_phase and kernels.harmonic_sum) gives what NumPy's passes give:
+    bit for bit where NumPy multiplies complex numbers with FMA, to rounding elsewhere. Zero
+    amplitudes (no addition), partial last blocks and phases of thousands of turns included.
+    (NumPy multiplies a one-element array without FMA; a clip has at least 513 samples.)"""
+    from asdlib.simulate.signals import _harmonics
+
+    rng = np.random.default_rng(n_coefs + n)
+    phase = np.cumsum(rng.uniform(0.0, 0.5, n)) + rng.uniform(-1e4, 1e4)
+    amps = list(rng.uniform(0.1, 1.0, n_coefs))
+    amps[len(amps) // 2] = 0.0 if n_coefs > 2 else amps[len(amps) // 2]
+    fast = _harmonics(np.random.default_rng(1), phase, amps, 10.0, 16000)
+    draw = np.random.default_rng(1)
+    coefs = [a * np.exp(1j * draw.uniform(0.0, 2.0 * np.pi)) if a else 0.0 for a in amps]
+    reference = _numpy_harmonic_sum(phase, coefs)
+    assert fast.dtype == np.float64 and fast.shape == (n,)
+    if _numpy_multiplies_complex_with_fma():
+        assert np.array_equal(fast, reference)
+    else:
+        np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-5 * sum(amps))
+
+
+def test_interp_kernel_is_numpys_interp():
+    """kernels.interp gives np.interp's numbers for ascending points: before the first knot, on knots,
+    between them, on and after the last one."""
+    from asdlib.simulate.kernels import interp
+
+    rng = np.random.default_rng(3)
+    for trial in range(50):
+        xp = np.arange(rng.uniform(-2, 0), rng.uniform(0.5, 12), rng.uniform(0.05, 1.0))
+        fp = rng.standard_normal(xp.size)
+        x = np.sort(np.r_[rng.uniform(xp[0] - 1.0, xp[-1] + 1.0, rng.integers(1, 3000)), xp[:: 1 + trial % 3]])
+        out = np.empty(x.size)
+        interp(x, xp, fp, out)
+        assert np.array_equal(out, np.interp(x, xp, fp)), trial
+    out = np.empty(4)
+    interp(np.array([-1.0, 0.0, 0.5, 2.0]), np.array([0.0]), np.array([3.0]), out)  # one knot
+    assert np.array_equal(out, np.interp([-1.0, 0.0, 0.5, 2.0], [0.0], [3.0]))
+
+
+def test_pcm16_kernel_is_numpys_passes():
+    """kernels.pcm16 is NumPy's float32 multiply, rint (half to even), clip and cast, transposed."""
+    from asdlib.simulate.dataset import _to_pcm16
+
+    rng = np.random.default_rng(4)
+    audio = (rng.standard_normal((8, 50_001)) * 0.4).astype(np.float32)
+    audio[0, :6] = [0.5 / 32768, 1.5 / 32768, -2.5 / 32768, 1.0, -1.0, 2.0]
+    q = np.rint(audio.T * np.float32(32768.0))
+    expected = np.clip(q, -32768, 32767).astype(np.int16)
+    assert np.array_equal(_to_pcm16(audio), expected)
+    assert np.array_equal(_to_pcm16(audio[:, ::2]), expected[::2])  # a strided view
+
+
 @pytest.mark.parametrize("size", [0, 1, 1000, 1_000_003])
 @pytest.mark.parametrize("kernel", ["standard_normal", "_standard_normal"])
 def test_standard_normal_kernel_draws_numpys_numbers_and_leaves_its_state(size, kernel):
@@ -546,6 +617,21 @@ def test_standard_normal_kernel_on_every_bit_generator(bit_generator):
     standard_normal(ours, out)
     assert np.array_equal(out, expected)
     assert np.array_equal(ours.bit_generator.random_raw(8), numpys.bit_generator.random_raw(8))
+
+
+def test_standard_normal_kernel_keeps_pcg64s_buffered_half_word():
+    """On PCG64 the kernel makes the words itself and sets the generator's state afterwards: the
+    32-bit half-word NumPy keeps after a 32-bit draw survives, as it does through NumPy's draws."""
+    from asdlib.simulate.kernels import standard_normal
+
+    ours, numpys = np.random.default_rng(11), np.random.default_rng(11)
+    ours.integers(0, 2**32, dtype=np.uint32), numpys.integers(0, 2**32, dtype=np.uint32)
+    assert ours.bit_generator.state["has_uint32"] == 1
+    out = np.empty(70_001)
+    standard_normal(ours, out)
+    assert np.array_equal(out, numpys.standard_normal(70_001))
+    assert ours.bit_generator.state == numpys.bit_generator.state
+    assert np.array_equal(ours.integers(0, 2**32, size=5, dtype=np.uint32), numpys.integers(0, 2**32, size=5, dtype=np.uint32))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -193,11 +193,10 @@ def _to_pcm16(audio: np.ndarray) -> np.ndarray:
     Done here rather than by libsndfile so that the stored samples do not depend on its version; a
     reader that divides by 32768 (soundfile, librosa) gets back ``x`` within half a step.
     """
-    q = np.empty(audio.shape[::-1], dtype=np.float32)
-    np.multiply(audio.T, np.float32(32768.0), out=q)  # transposed in the first pass
-    np.rint(q, out=q)
-    np.clip(q, -32768, 32767, out=q)
-    return q.astype(np.int16)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    pcm = np.empty(audio.shape[::-1], dtype=np.int16)
+    kernels.pcm16(audio, pcm)
+    return pcm
 
 
 def _write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:

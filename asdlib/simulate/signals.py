@@ -10,7 +10,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.signal import fftconvolve
 
-from .kernels import standard_normal
+from .kernels import harmonic_sum, interp, standard_normal, wrap_phase
 
 _TWO_PI = 2.0 * np.pi
 
@@ -119,7 +119,9 @@ def _noise(rng: np.random.Generator, n: int, sr: int, shape: np.ndarray | None =
 def _slow(rng: np.random.Generator, t: np.ndarray, knot_s: float = 0.5) -> np.ndarray:
     """A slow random fluctuation (zero mean, unit-variance knots every ``knot_s`` s, interpolated)."""
     knots = np.arange(t[0], t[-1] + knot_s, knot_s)
-    return np.interp(t, knots, rng.standard_normal(knots.size))
+    out = np.empty(t.shape)
+    interp(t, knots, rng.standard_normal(knots.size), out)  # np.interp's numbers, faster (t ascends)
+    return out
 
 
 def _rotation(rng: np.random.Generator, t: np.ndarray, sr: int, f0: float, jitter: float, drift: float) -> tuple[np.ndarray, np.ndarray]:
@@ -129,19 +131,12 @@ def _rotation(rng: np.random.Generator, t: np.ndarray, sr: int, f0: float, jitte
     return phase, f
 
 
-def _wrap(phase: np.ndarray) -> np.ndarray:
-    """``phase`` reduced to ``[-π, π]`` (float64; faster than ``np.mod``)."""
-    turns = np.rint(phase * (1.0 / _TWO_PI))
-    turns *= _TWO_PI
-    return phase - turns
-
-
 def _harmonics(rng: np.random.Generator, phase: np.ndarray, amps: Sequence[float], f_max: float, sr: int) -> np.ndarray:
     """``sum_k a_k sin(k phase + φ_k)`` with random φ_k; harmonics above 0.45 sr are left out.
 
     The φ_k are drawn for k = 1, 2, ... (non-zero ``a_k`` only); the sum is the imaginary part of
-    the polynomial ``sum_k a_k e^{iφ_k} z^k`` in ``z = e^{i phase}``, evaluated by Horner's rule
-    (two in-place passes per harmonic).
+    the polynomial ``sum_k a_k e^{iφ_k} z^k`` in ``z = e^{i phase}``, evaluated by Horner's rule in
+    single precision (:func:`~asdlib.simulate.kernels.harmonic_sum`).
     """
     coefs: list[complex] = []
     for k, a in enumerate(amps, start=1):
@@ -150,17 +145,12 @@ def _harmonics(rng: np.random.Generator, phase: np.ndarray, amps: Sequence[float
         coefs.append(a * np.exp(1j * rng.uniform(0.0, _TWO_PI)) if a else 0.0)
     if not coefs:
         return np.zeros(phase.shape)
-    z = np.empty(phase.shape, dtype=np.complex64)  # e^{i phase}: phase reduced to [-π, π] in float64
-    reduced = _wrap(phase).astype(np.float32)  # then single precision (error ~4e-7 rad)
-    z.real = np.cos(reduced)
-    z.imag = np.sin(reduced)
-    acc = np.full(phase.shape, coefs[-1], dtype=np.complex64)
-    for c in reversed(coefs[:-1]):
-        acc *= z
-        if c:
-            acc += np.complex64(c)
-    acc *= z
-    return acc.imag.astype(float)
+    reduced = np.empty(phase.shape, dtype=np.float32)  # e^{i phase}: phase reduced to [-π, π] in float64,
+    wrap_phase(np.ascontiguousarray(phase, dtype=float), reduced)  # then single precision (error ~4e-7 rad)
+    c = np.array(coefs, dtype=np.complex64)
+    out = np.empty(phase.shape)
+    harmonic_sum(np.cos(reduced), np.sin(reduced), np.ascontiguousarray(c.real), np.ascontiguousarray(c.imag), out)
+    return out
 
 
 def _ringing(
