@@ -575,6 +575,24 @@ def test_interp_kernel_is_numpys_interp():
     assert np.array_equal(out, np.interp([-1.0, 0.0, 0.5, 2.0], [0.0], [3.0]))
 
 
+def test_a_non_finite_clip_is_an_error_not_a_file(tmp_path, monkeypatch):
+    """A clip with a NaN sample stops the data set with the clip's path; no WAV is written for it."""
+    from asdlib.simulate import dataset
+
+    real = dataset.simulate_clip
+
+    def broken(*args, **kwargs):
+        audio, info = real(*args, **kwargs)
+        audio[3, 10] = np.nan
+        return audio, {**info, "peak": float(max(audio.max(), -audio.min()))}
+
+    monkeypatch.setattr(dataset, "simulate_clip", broken)
+    with pytest.raises(FloatingPointError, match=r"id_00/normal/00000000\.wav has non-finite samples"):
+        sim.simulate_dataset(tmp_path, machines=["fan"], machine_ids=[0], n_normal=1, n_abnormal=0, duration_s=0.2,
+                             n_jobs=1, progress=False)
+    assert not list(tmp_path.rglob("*.wav"))
+
+
 def test_pcm16_kernel_is_numpys_passes():
     """kernels.pcm16 is NumPy's float32 multiply, rint (half to even), clip and cast, transposed."""
     from asdlib.simulate.dataset import _to_pcm16

@@ -218,6 +218,8 @@ def _make_file(task: tuple) -> tuple[str, float]:
         job["machine"], job["machine_id"], snr_db=job["snr_db"], anomaly=job["anomaly"], seed=job["seed"],
         duration_s=duration_s, anomaly_strength=strength, background_seed=job["background_seed"],
     )
+    if not np.isfinite(info["peak"]):  # a NaN has no 16-bit sample: never write one
+        raise FloatingPointError(f"simulated clip {job['path']} has non-finite samples (seed {job['seed']}); nothing was written")
     _write_wav_atomic(Path(root) / job["path"], audio, SR)
     return job["path"], info["peak"]
 
