@@ -453,6 +453,63 @@ def test_rows_padded_for_simd_transform_to_the_spectra_of_each_row_alone(dtype):
         assert np.array_equal(batch, alone[:n_rows]), n_rows
 
 
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_inverse_rows_padded_for_simd_transform_to_the_signals_of_each_row_alone(dtype):
+    """_irfft_rows pads as _rfft_rows does: every row's signal is bit for bit the one an inverse
+    transform of that row alone gives, for even and odd lengths."""
+    from asdlib.simulate.propagation import _irfft_rows
+
+    rng = np.random.default_rng(4)
+    for n in (1620, 1621):
+        spectra = (rng.standard_normal((9, n // 2 + 1)) + 1j * rng.standard_normal((9, n // 2 + 1))).astype(dtype)
+        alone = np.stack([sfft.irfft(row, n=n) for row in spectra])
+        for n_rows in range(1, 10):
+            batch = _irfft_rows(spectra[:n_rows].copy(), n)
+            assert batch.shape == (n_rows, n)
+            assert np.array_equal(batch, alone[:n_rows]), (n, n_rows)
+
+
+def test_noise_batch_gives_each_noise_as_drawn_and_transformed_alone():
+    """_NoiseBatch: queued spectra and the next noise drawn through it come out bit for bit as
+    _noises of each row alone and as _noise; the generator is where _noise leaves it."""
+    from asdlib.simulate import signals
+
+    n, sr = 3000, sim.SR
+    f = signals._freqs(n, sr)
+    shapes = [signals._pink(f), signals._band(f, 100.0, 2000.0), None]
+    queued = [signals._noise_spectrum(np.random.default_rng(i), n, shape) for i, shape in enumerate(shapes)]
+    alone = [signals._noises(x[None, :].copy(), n)[0] for x in queued]
+    batch = signals._NoiseBatch(n)
+    handles = [batch.add(x.copy()) for x in queued]
+    rng_batch, rng_alone = np.random.default_rng(9), np.random.default_rng(9)
+    first = batch.noise(rng_batch, n, sr, shapes[1])
+    assert np.array_equal(first, signals._noise(rng_alone, n, sr, shapes[1]))
+    for handle, expected in zip(handles, alone):
+        assert np.array_equal(batch.signal(handle), expected)
+    second = batch.noise(rng_batch, n, sr)  # nothing queued any more: transformed alone
+    assert np.array_equal(second, signals._noise(rng_alone, n, sr))
+    assert rng_batch.random() == rng_alone.random()
+
+
+@pytest.mark.parametrize("machine", sim.MACHINES)
+def test_machine_noise_batched_with_the_background_is_the_models_own(machine):
+    """simulate_clip hands the machine model a _NoiseBatch's noise (its first noise is transformed
+    with the background's): the model's parts are bit for bit those it makes with plain _noise."""
+    from asdlib.simulate import clip, machines, signals
+
+    u = machines._unit(machine, 2)
+    t = (np.arange(4000) - 256) / sim.SR
+    plain = machines.MODELS[machine](u, clip._stream(5, 0), t, sim.SR)
+    batch = signals._NoiseBatch(t.size)
+    draws = machines._background_draws([kind for kind, *_ in machines.BACKGROUND_SOURCES], np.random.default_rng(1), t, sim.SR, batch)
+    batched = machines.MODELS[machine](u, clip._stream(5, 0), t, sim.SR, noise=batch.noise)
+    assert plain.parts.keys() == batched.parts.keys()
+    for name in plain.parts:
+        assert np.array_equal(plain.parts[name], batched.parts[name]), name
+    assert all(x is not None for x in batch._signals), "the background's queued noises were transformed with the machine's"
+    assert len(draws) == len(machines.BACKGROUND_SOURCES)
+
+
 def test_propagate_spectra_single_precision_matches_double():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4000))

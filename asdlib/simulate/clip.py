@@ -11,9 +11,9 @@ from .anomalies import (
     ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH, SPATIAL_ANOMALIES, SPECTRAL_ANOMALIES, _anomaly_layout,
 )
 from .kernels import standard_normal
-from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_signals, _unit
+from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_draws, _unit
 from .propagation import _propagate_rfft, _rfft_rows
-from .signals import _db, _unit_rms
+from .signals import _db, _NoiseBatch, _unit_rms
 
 __all__ = ["SENSOR_NOISE_DB", "clip_layout", "simulate_clip"]
 
@@ -213,13 +213,16 @@ def simulate_clip(
     n_total = sfft.next_fast_len(n_out + 2 * _PAD, real=True)
     t = (np.arange(n_total) - _PAD) / sr
 
-    # machine (normal sound) and background point sources (their own streams), rendered together
-    sound = MODELS[machine](u, _stream(seed, _STREAM_MACHINE), t, sr)
-    part_pos = u.component_positions()
+    # machine (normal sound) and background point sources (their own streams), rendered together; the
+    # background's noises are drawn first and transformed in one batched irfft with the machine's first
     rng_bg = _stream(background_seed, _STREAM_BACKGROUND)
     layout = _background_layout(rng_bg)
-    bg_raw = _background_signals([s["kind"] for s in layout], rng_bg, t, sr)  # their noises in one batched irfft
-    bg_signals = [_db(s["level_db"]) * _unit_rms(x) for s, x in zip(layout, bg_raw)]
+    batch = _NoiseBatch(n_total)
+    bg_draws = _background_draws([s["kind"] for s in layout], rng_bg, t, sr, batch)
+    sound = MODELS[machine](u, _stream(seed, _STREAM_MACHINE), t, sr, noise=batch.noise)
+    part_pos = u.component_positions()
+    bg_signals = [_db(s["level_db"]) * _unit_rms(signal()) for s, signal in zip(layout, bg_draws)]
+    del batch, bg_draws
     machine8, background8 = _render([(list(sound.parts.values()), [part_pos[k] for k in sound.parts]),
                                      (bg_signals, [s["position"] for s in layout])], n_total, n_out, sr)
     p_machine = _power(machine8)

@@ -9,9 +9,11 @@ from scipy import fft as sfft
 
 from ..config import MACHINES
 from .signals import (
-    _TWO_PI, _band, _db, _freqs, _harmonics, _noise, _noise_spectrum, _noises, _peaks, _pink, _poisson_times,
+    _TWO_PI, _band, _db, _freqs, _harmonics, _noise, _noise_spectrum, _NoiseBatch, _peaks, _pink, _poisson_times,
     _revolutions, _ringing, _rms, _rotation, _slow, _smooth_gate, _unit_rms,
 )
+
+_NoiseFn = Callable[..., np.ndarray]  # noise(rng, n, sr, shape=None): a unit-RMS shaped noise, as signals._noise
 
 __all__ = ["MACHINES", "MACHINE_IDS", "Unit", "UNITS", "BACKGROUND_SOURCES", "OUTPUT_GAIN", "MODELS"]
 
@@ -136,9 +138,10 @@ class _Sound:
 # ----------------------------------------------------------------------------------------------
 # Normal machine sounds
 # ----------------------------------------------------------------------------------------------
-def _fan(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
+def _fan(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int, noise: _NoiseFn | None = None) -> _Sound:
     """Blade-pass harmonics over flow noise modulated at the blade rate; motor hum behind the rotor."""
     p, n = u.params, t.size
+    noise = _noise if noise is None else noise
     f = _freqs(n, sr)
     phase, f_inst = _rotation(rng, t, sr, p["f_rot"], jitter=0.01, drift=0.004)
     bpf = p["blades"] * phase
@@ -146,26 +149,27 @@ def _fan(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
     tones = _unit_rms(_harmonics(rng, bpf, [1.0, 0.55, 0.35, 0.22, 0.14, 0.09, 0.06], fmax, sr))
     tones += 0.08 * _unit_rms(_harmonics(rng, phase, [1.0, 0.5], f_inst.max(), sr))  # residual unbalance
     shape = _pink(f, 100.0, 1.6) * _band(f, 60.0, 6500.0) * _peaks(f, p["res"])
-    flow = _noise(rng, n, sr, shape) * (1.0 + 0.2 * np.sin(bpf + rng.uniform(0, _TWO_PI)))
+    flow = noise(rng, n, sr, shape) * (1.0 + 0.2 * np.sin(bpf + rng.uniform(0, _TWO_PI)))
     rotor = _db(p["tone_db"] + rng.normal(0, 1.0)) * tones + flow
     hum_phase = _TWO_PI * 100.0 * (1 + 1e-4 * rng.standard_normal()) * t
-    motor = _harmonics(rng, hum_phase, [1.0, 0.4, 0.25], 100.0, sr) + 0.3 * _noise(rng, n, sr, _band(f, 2000, 5000))
+    motor = _harmonics(rng, hum_phase, [1.0, 0.4, 0.25], 100.0, sr) + 0.3 * noise(rng, n, sr, _band(f, 2000, 5000))
     motor = 0.25 * _db(rng.normal(0, 1.0)) * _unit_rms(motor)
     return _Sound({"rotor": rotor, "motor": motor}, shape, _revolutions(t, phase), 1.0, {"phase": phase, "f_inst": f_inst})
 
 
-def _pump(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
+def _pump(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int, noise: _NoiseFn | None = None) -> _Sound:
     """Motor: shaft, vane-pass and mains harmonics. Pipe: fluid noise with pipe resonances."""
     p, n = u.params, t.size
+    noise = _noise if noise is None else noise
     f = _freqs(n, sr)
     phase, f_inst = _rotation(rng, t, sr, p["f_rot"], jitter=0.005, drift=0.002)
     fmax = f_inst.max()
     shaft = _harmonics(rng, phase, [0.3, 0.2, 0.1, 0.08, 0.05, 0.04, 0.03, 0.02], fmax, sr)
     vane = _harmonics(rng, p["vanes"] * phase, [1.0, 0.5, 0.25, 0.12], p["vanes"] * fmax, sr)
     mains = _harmonics(rng, _TWO_PI * 100.0 * t, [0.5, 0.2, 0.1], 100.0, sr)
-    motor = _unit_rms(shaft + vane + mains) + 0.2 * _noise(rng, n, sr, _band(f, 1500, 4000))
+    motor = _unit_rms(shaft + vane + mains) + 0.2 * noise(rng, n, sr, _band(f, 1500, 4000))
     shape = _pink(f, 30.0, 1.5) * _band(f, 30.0, 2500.0) * _peaks(f, p["pipe"])
-    fluid = _noise(rng, n, sr, shape) * (1.0 + 0.2 * np.tanh(_slow(rng, t, 0.25)))
+    fluid = noise(rng, n, sr, shape) * (1.0 + 0.2 * np.tanh(_slow(rng, t, 0.25)))
     motor = 0.8 * _db(rng.normal(0, 1.0)) * _unit_rms(motor)
     return _Sound({"motor": motor, "pipe": fluid}, shape, _revolutions(t, phase), 1.0, {"phase": phase, "f_inst": f_inst})
 
@@ -189,15 +193,16 @@ def _slider_motion(rng: np.random.Generator, t: np.ndarray, period: float) -> tu
     return speed, hit_a, hit_b, period, start
 
 
-def _slider(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
+def _slider(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int, noise: _NoiseFn | None = None) -> _Sound:
     """Carriage: motor whine and rolling noise while travelling. Ends: impacts at the end stops."""
     p, n = u.params, t.size
+    noise = _noise if noise is None else noise
     f = _freqs(n, sr)
     speed, hit_a, hit_b, period, start = _slider_motion(rng, t, p["period"])
     f_motor = p["motor"] * (1.0 + 0.01 * rng.standard_normal()) * (0.3 + 0.7 * speed)
     whine = _harmonics(rng, _TWO_PI * np.cumsum(f_motor) / sr, [1.0, 0.45, 0.3, 0.12], f_motor.max(), sr)
     shape = _pink(f, 100.0, 1.5) * _band(f, 150.0, 4000.0) * _peaks(f, [(p["modes"][0][0] * 0.6, 2, 2)])
-    rolling = _noise(rng, n, sr, shape)
+    rolling = noise(rng, n, sr, shape)
     carriage = (0.1 + 0.9 * speed) * (0.5 * _unit_rms(whine) + rolling)
     amp = lambda k: _db(rng.normal(0, 2.0, k))  # noqa: E731
     end_a = _ringing(rng, t, sr, hit_a, amp(hit_a.size), p["modes"], click=0.5)
@@ -221,9 +226,10 @@ def _valve_cycles(rng: np.random.Generator, t: np.ndarray, open_s: float, closed
     return np.array(opens), np.array(closes)
 
 
-def _valve(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
+def _valve(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int, noise: _NoiseFn | None = None) -> _Sound:
     """Body: solenoid clicks at opening and closing. Outlet: air flow while open."""
     p, n = u.params, t.size
+    noise = _noise if noise is None else noise
     f = _freqs(n, sr)
     opens, closes = _valve_cycles(rng, t, p["open"], p["closed"])
     is_open = np.zeros(n, dtype=bool)
@@ -234,57 +240,70 @@ def _valve(u: Unit, rng: np.random.Generator, t: np.ndarray, sr: int) -> _Sound:
     clicks += _ringing(rng, t, sr, closes, 0.7 * _db(rng.normal(0, 1.5, closes.size)), [(fm * 0.93, d) for fm, d in p["modes"]], click=1.0)
     shape = _pink(f) * _band(f, *p["flow"], order=3)
     gate = _smooth_gate(is_open, sr, 0.02)
-    flow = _noise(rng, n, sr, shape) * gate
+    flow = noise(rng, n, sr, shape) * gate
     body = 3.0 * _unit_rms(clicks)
     outlet = 0.8 * _db(rng.normal(0, 1.0)) * flow / max(np.sqrt(np.mean(is_open)), 0.05)
     rhythm = np.sort(np.r_[opens, closes])
     return _Sound({"body": body, "outlet": outlet}, shape, rhythm, gate, {"is_open": is_open})
 
 
+#: The machine sound models: ``model(unit, rng, t, sr, noise=None)`` -> :class:`_Sound`; ``noise`` draws
+#: a shaped noise as :func:`~asdlib.simulate.signals._noise` does (``simulate_clip`` passes a
+#: :class:`~asdlib.simulate.signals._NoiseBatch`'s, which transforms it with the background's noises).
 MODELS = {"fan": _fan, "pump": _pump, "slider": _slider, "valve": _valve}
 
 
-_Finish = Callable[[np.ndarray], np.ndarray]
+_Finish = Callable[..., np.ndarray]
 
 
-def _background_source(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> tuple[np.ndarray, _Finish]:
-    """Draw one background source: its noise's spectrum, and how its signal follows from that noise.
+def _background_source(kind: str, rng: np.random.Generator, t: np.ndarray, sr: int) -> tuple[list[np.ndarray], _Finish]:
+    """Draw one background source: the spectra of its noises, and how its signal follows from them.
 
-    Returns ``(spectrum, finish)``: ``finish(noise)``, with ``noise`` the unit-RMS signal of
-    ``spectrum`` (:func:`~asdlib.simulate.signals._noises`), is the source's signal. Every random draw
+    Returns ``(spectra, finish)``: ``finish(*signals)``, with ``signals`` the unit-RMS signals of
+    ``spectra`` (:func:`~asdlib.simulate.signals._noises`), is the source's signal. Every random draw
     happens here, in the source's own order, so the noises of all sources of a clip can be transformed
-    in one batch (:func:`_background_signals`).
+    in one batch (:func:`_background_signals`). The machinery's low-passed harmonics are the one
+    spectrum without a draw.
     """
     n = t.size
     f = _freqs(n, sr)
     if kind == "ventilation":
         spectrum = _noise_spectrum(rng, n, _pink(f, 20.0, 1.5) * _band(f, 40.0, 5000.0))
         envelope = 1.0 + 0.1 * _slow(rng, t, 1.0)
-        return spectrum, lambda noise: noise * envelope
+        return [spectrum], lambda noise: noise * envelope
     if kind == "rumble":
-        return _noise_spectrum(rng, n, _pink(f, 10.0, 2.0) * _band(f, 15.0, 500.0)), lambda noise: noise
+        return [_noise_spectrum(rng, n, _pink(f, 10.0, 2.0) * _band(f, 15.0, 500.0))], lambda noise: noise
     if kind == "hum":
         mains = 50.0 * (1.0 + 0.001 * rng.standard_normal())
         hum = _unit_rms(_harmonics(rng, _TWO_PI * mains * t, [1.0, 0.6, 0.5, 0.3, 0.2, 0.25, 0.1, 0.08], 50.0, sr))
-        return _noise_spectrum(rng, n, _pink(f) * _band(f, 40.0, 3000.0)), lambda noise: hum + 0.1 * noise
+        return [_noise_spectrum(rng, n, _pink(f) * _band(f, 40.0, 3000.0))], lambda noise: hum + 0.1 * noise
     if kind == "machinery":
         f0 = rng.uniform(30.0, 60.0)
         partials = _harmonics(rng, _TWO_PI * f0 * t * (1.0 + 0.003 * _slow(rng, t)), [1.0 / k for k in range(1, 41)], f0, sr)
-        hum = sfft.irfft(sfft.rfft(partials.astype(np.float32)) * _band(f, None, 2000.0).astype(np.float32), n=n).astype(float)
-        hum = _unit_rms(hum)
-        return _noise_spectrum(rng, n, _pink(f) * _band(f, 100.0, 2000.0)), lambda noise: hum + 0.7 * noise
+        hum = sfft.rfft(partials.astype(np.float32)) * _band(f, None, 2000.0).astype(np.float32)  # low-passed
+        return [_noise_spectrum(rng, n, _pink(f) * _band(f, 100.0, 2000.0)), hum], lambda noise, hum: hum + 0.7 * noise
     if kind == "clanks":
         times = _poisson_times(rng, 0.7, t[0] - 0.3, t[-1])
         modes = [(rng.uniform(300, 1200), rng.uniform(0.05, 0.15)), (rng.uniform(1200, 3000), rng.uniform(0.03, 0.08))]
         clanks = _unit_rms(_ringing(rng, t, sr, times, rng.lognormal(0.0, 0.5, times.size), modes, click=0.3)) * 3.0
-        return _noise_spectrum(rng, n, _pink(f, 10.0, 2.0) * _band(f, 30.0, 1500.0)), lambda noise: clanks + 0.3 * noise
+        return [_noise_spectrum(rng, n, _pink(f, 10.0, 2.0) * _band(f, 30.0, 1500.0))], lambda noise: clanks + 0.3 * noise
     raise ValueError(f"unknown background source kind {kind!r}")  # pragma: no cover
+
+
+def _background_draws(kinds: Sequence[str], rng: np.random.Generator, t: np.ndarray, sr: int,
+                      batch: _NoiseBatch) -> list[Callable[[], np.ndarray]]:
+    """Draw the background sources of ``kinds`` in turn from ``rng``, their spectra queued in ``batch``.
+
+    Returns one function per source that gives its signal (transforming ``batch``'s queue if it is
+    still waiting).
+    """
+    def signal(handles, finish):
+        return lambda: finish(*[batch.signal(h) for h in handles])
+
+    drawn = [_background_source(kind, rng, t, sr) for kind in kinds]
+    return [signal([batch.add(x) for x in spectra], finish) for spectra, finish in drawn]
 
 
 def _background_signals(kinds: Sequence[str], rng: np.random.Generator, t: np.ndarray, sr: int) -> list[np.ndarray]:
     """The signals of background sources of ``kinds``, drawn in turn from ``rng``; their noises in one irfft."""
-    drawn = [_background_source(kind, rng, t, sr) for kind in kinds]
-    if not drawn:
-        return []
-    noises = _noises(np.stack([spectrum for spectrum, _ in drawn]), t.size)
-    return [finish(noise) for (_, finish), noise in zip(drawn, noises)]
+    return [signal() for signal in _background_draws(kinds, rng, t, sr, _NoiseBatch(t.size))]
