@@ -413,13 +413,16 @@ def test_fast_path_is_the_reference_signal(machine, reference_path):
 def test_background_noises_in_one_batch_are_the_signals_drawn_one_at_a_time():
     """simulate_clip transforms the noises of all background sources in one irfft; each source's signal
     (and the generator's state after them) is what drawing and transforming it alone gives."""
-    from asdlib.simulate import machines
+    from asdlib.simulate import machines, signals
+
+    def background(kinds, rng, t):
+        return [signal() for signal in machines._background_draws(kinds, rng, t, sim.SR, signals._NoiseBatch(t.size))]
 
     kinds = [kind for kind, *_ in machines.BACKGROUND_SOURCES]
     t = (np.arange(8000) - 256) / sim.SR
     batch_rng, alone_rng = np.random.default_rng(7), np.random.default_rng(7)
-    batch = machines._background_signals(kinds, batch_rng, t, sim.SR)
-    alone = [machines._background_signals([kind], alone_rng, t, sim.SR)[0] for kind in kinds]
+    batch = background(kinds, batch_rng, t)
+    alone = [background([kind], alone_rng, t)[0] for kind in kinds]
     for kind, x, y in zip(kinds, batch, alone):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-6 * np.sqrt(np.mean(y**2)), err_msg=kind)
     assert batch_rng.random() == alone_rng.random()

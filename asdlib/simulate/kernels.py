@@ -84,6 +84,13 @@ def _cmul(ar, ai, br, bi):
     return _fma(ar, br, -(ai * bi)), _fma(ar, bi, ai * br)
 
 
+@numba.njit(inline="always")
+def _ramp_term(fr, fi, xr, xi, cr, ci):
+    """``(fine * x) * coarse``, two of NumPy's complex multiplies: (real, imaginary)."""
+    tr, ti = _cmul(fr, fi, xr, xi)
+    return _cmul(tr, ti, cr, ci)
+
+
 @numba.njit(nogil=True, cache=True)
 def _mix_sources(spectra, fine_re, fine_im, coarse, zero_last, out):
     """``out[m, k] = sum_s (fine[s, m, k % B] * spectra[s, k]) * coarse[s, m, k // B]``, sources in order.
@@ -124,25 +131,22 @@ def _mix_sources(spectra, fine_re, fine_im, coarse, zero_last, out):
             for s in range(n_src):
                 cr, ci = coarse[s, m, b].real, coarse[s, m, b].imag
                 fr, fi, xr, xi = fine_re[s, m], fine_im[s, m], x_re[s], x_im[s]
-                if n_src == 1:  # the product is the sum
+                # one loop per case, each without a branch, so that each becomes a SIMD loop
+                if n_src == 1:  # the term is the sum
                     for j in range(width):
-                        tr, ti = _cmul(fr[j], fi[j], xr[j], xi[j])
-                        ur, ui = _cmul(tr, ti, cr, ci)
+                        ur, ui = _ramp_term(fr[j], fi[j], xr[j], xi[j], cr, ci)
                         dst[j] = complex(ur, ui)
                 elif s == 0:
                     for j in range(width):
-                        tr, ti = _cmul(fr[j], fi[j], xr[j], xi[j])
-                        acc_re[j], acc_im[j] = _cmul(tr, ti, cr, ci)
+                        acc_re[j], acc_im[j] = _ramp_term(fr[j], fi[j], xr[j], xi[j], cr, ci)
                 elif s < n_src - 1:
                     for j in range(width):
-                        tr, ti = _cmul(fr[j], fi[j], xr[j], xi[j])
-                        ur, ui = _cmul(tr, ti, cr, ci)
+                        ur, ui = _ramp_term(fr[j], fi[j], xr[j], xi[j], cr, ci)
                         acc_re[j] += ur
                         acc_im[j] += ui
                 else:  # the last source's term, added as the sum is written out
                     for j in range(width):
-                        tr, ti = _cmul(fr[j], fi[j], xr[j], xi[j])
-                        ur, ui = _cmul(tr, ti, cr, ci)
+                        ur, ui = _ramp_term(fr[j], fi[j], xr[j], xi[j], cr, ci)
                         dst[j] = complex(acc_re[j] + ur, acc_im[j] + ui)
     if zero_last:
         out[:, n_bins - 1] = 0

@@ -262,7 +262,7 @@ def _background_source(kind: str, rng: np.random.Generator, t: np.ndarray, sr: i
     Returns ``(spectra, finish)``: ``finish(*signals)``, with ``signals`` the unit-RMS signals of
     ``spectra`` (:func:`~asdlib.simulate.signals._noises`), is the source's signal. Every random draw
     happens here, in the source's own order, so the noises of all sources of a clip can be transformed
-    in one batch (:func:`_background_signals`). The machinery's low-passed harmonics are the one
+    in one batch (:func:`_background_draws`). The machinery's low-passed harmonics are the one
     spectrum without a draw.
     """
     n = t.size
@@ -302,8 +302,3 @@ def _background_draws(kinds: Sequence[str], rng: np.random.Generator, t: np.ndar
 
     drawn = [_background_source(kind, rng, t, sr) for kind in kinds]
     return [signal([batch.add(x) for x in spectra], finish) for spectra, finish in drawn]
-
-
-def _background_signals(kinds: Sequence[str], rng: np.random.Generator, t: np.ndarray, sr: int) -> list[np.ndarray]:
-    """The signals of background sources of ``kinds``, drawn in turn from ``rng``; their noises in one irfft."""
-    return [signal() for signal in _background_draws(kinds, rng, t, sr, _NoiseBatch(t.size))]
