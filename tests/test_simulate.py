@@ -666,6 +666,52 @@ def test_pcm16_kernel_is_numpys_passes():
     assert np.array_equal(_to_pcm16(audio[:, ::2]), expected[::2])  # a strided view
 
 
+def _bits(x: np.ndarray) -> np.ndarray:
+    return x.view(np.uint32 if x.dtype == np.float32 else np.uint64)
+
+
+def test_add_scaled_kernel_is_numpys_passes():
+    """kernels.add_scaled is ``x * scale`` in float64, added to float32 ``out`` and rounded once, as
+    NumPy's ``np.add(out, x * scale, out=out, casting="same_kind")``: bit for bit, signed zeros included."""
+    from asdlib.simulate.kernels import add_scaled
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(100_003)
+    out = (rng.standard_normal(x.size) * 1e3).astype(np.float32)
+    out[:4], x[:4] = [0.0, -0.0, 1.0, np.float32(3e-8)], [0.0, -0.0, -1.0 / 0.0137, 1e-9]
+    expected = out.copy()
+    np.add(expected, x * 0.0137, out=expected, casting="same_kind")
+    add_scaled(out, x, 0.0137)
+    assert np.array_equal(_bits(out), _bits(expected))
+
+
+@pytest.mark.parametrize("with_anomaly", [False, True])
+def test_mix_scaled_kernel_is_numpys_passes(with_anomaly):
+    """kernels.mix_scaled gives the mixture NumPy's float32 passes give, bit for bit, leaves the parts
+    as they were, and returns the peak; a NaN anywhere makes the peak NaN."""
+    from asdlib.simulate.kernels import mix_scaled
+
+    rng = np.random.default_rng(8 + with_anomaly)
+    parts = [(rng.standard_normal((8, 10_300)) * 0.3).astype(np.float32)[:, 150:10_150] for _ in range(3)]  # cropped views
+    parts[0][2, :3] = [-0.0, 0.0, 1e-30]
+    gains = [np.float32(0.7), np.float32(0.031), np.float32(1.9)]
+    m, b, a = (x.copy() for x in parts)
+    m *= gains[0]
+    b *= gains[1]
+    a *= gains[2]
+    expected = m + a if with_anomaly else m + b
+    if with_anomaly:
+        expected += b
+    before = [x.copy() for x in parts]
+    out = np.empty((8, 10_000), dtype=np.float32)
+    peak = mix_scaled(parts[0], gains[0], parts[1], gains[1], parts[2], gains[2], with_anomaly, out)
+    assert np.array_equal(_bits(out), _bits(expected))
+    assert peak == max(expected.max(), -expected.min())
+    assert all(np.array_equal(x, y) for x, y in zip(parts, before))
+    parts[1][5, 9_999] = np.nan
+    assert np.isnan(mix_scaled(parts[0], gains[0], parts[1], gains[1], parts[2], gains[2], with_anomaly, out))
+
+
 @pytest.mark.parametrize("size", [0, 1, 1000, 1_000_003])
 @pytest.mark.parametrize("kernel", ["standard_normal", "_standard_normal"])
 def test_standard_normal_kernel_draws_numpys_numbers_and_leaves_its_state(size, kernel):

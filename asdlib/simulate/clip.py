@@ -10,7 +10,7 @@ from ..geometry import N_MICS, SR
 from .anomalies import (
     ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH, SPATIAL_ANOMALIES, SPECTRAL_ANOMALIES, _anomaly_layout,
 )
-from .kernels import standard_normal
+from .kernels import add_scaled, mix_scaled, standard_normal
 from .machines import BACKGROUND_SOURCES, MODELS, OUTPUT_GAIN, _background_draws, _unit
 from .propagation import _propagate_rfft, _rfft_rows
 from .signals import _db, _NoiseBatch, _unit_rms
@@ -232,8 +232,7 @@ def simulate_clip(
     sensor = np.empty(n_out)  # one channel at a time (the same draws as one (8, n_out) call), in cache
     for row in background8:
         standard_normal(rng_bg, sensor)  # rng_bg.standard_normal(out=sensor), faster
-        sensor *= sensor_rms
-        np.add(row, sensor, out=row, casting="same_kind")
+        add_scaled(row, sensor, sensor_rms)  # row += sensor * sensor_rms, in one pass
     del sensor
     p_background = _power(background8)
     # the background gain comes from the *normal* machine sound only: an anomaly never changes it
@@ -243,18 +242,22 @@ def simulate_clip(
     rng_an = _stream(seed, _STREAM_ANOMALY)
     an = _anomaly_layout(rng_an, u, anomaly, anomaly_type, anomaly_strength, anomaly_position)
     g = OUTPUT_GAIN[machine]
-    machine8 *= np.float32(g)
-    background8 *= np.float32(g * noise_gain)
-    audio = machine8 + background8 if anomaly is None else None
     an_scale, p_an, anomaly8 = 0.0, 0.0, None
     if anomaly is not None:
         make = SPECTRAL_ANOMALIES[machine][an["type"]] if anomaly == "spectral" else SPATIAL_ANOMALIES[an["type"]]
         (anomaly8,) = _render([([make(u, sound, rng_an, t, sr)], [an["position"]])], n_total, n_out, sr)
         p_an = _power(anomaly8)
         an_scale = float(np.sqrt(p_machine * 10 ** (an["level_db"] / 10) / max(p_an, 1e-30)))
-        anomaly8 *= np.float32(g * an_scale)
-        audio = machine8 + anomaly8
-        audio += background8
+    # (machine * g + anomaly * g_a) + background * g_b, each part's gain in float32, in one pass
+    gains = [np.float32(g), np.float32(g * noise_gain), np.float32(g * an_scale)]
+    if return_sources:  # the parts as mixed, then mixed with unit gains (x * 1 is x)
+        for part, gain in zip((machine8, background8, anomaly8), gains):
+            if part is not None:
+                part *= gain
+        gains = [np.float32(1.0)] * 3
+    audio = np.empty_like(machine8)
+    peak = mix_scaled(machine8, gains[0], background8, gains[1], machine8 if anomaly8 is None else anomaly8, gains[2],
+                      anomaly8 is not None, audio)
     info = {
         "machine": machine,
         "machine_id": int(machine_id),
@@ -272,7 +275,7 @@ def simulate_clip(
         "machine_power": g**2 * p_machine,  # as mixed (up to float32 rounding)
         "background_power": (g * noise_gain) ** 2 * p_background,
         "anomaly_power": (g * an_scale) ** 2 * p_an,
-        "peak": float(max(audio.max(), -audio.min())),
+        "peak": peak,
     }
     if return_sources:
         anomaly8 = np.zeros_like(machine8) if anomaly8 is None else anomaly8

@@ -27,7 +27,10 @@ its floating-point arithmetic, operation for operation. The timings are of one c
   ``test_simulate.py::test_mix_at_mics_is_numpys_arithmetic`` and
   ``test_harmonic_sum_is_numpys_horner_recursion`` check them.
 - :func:`wrap_phase`, :func:`interp` (``np.interp`` for ascending points: 0.24 ms instead of 0.66
-  for 162,000) and :func:`pcm16` (the 16-bit conversion) are NumPy's arithmetic in one pass.
+  for 162,000), :func:`add_scaled` (the microphones' self-noise added: 0.05 ms a channel instead of
+  0.18), :func:`mix_scaled` (the clip's three parts scaled and summed, and its peak: 1.1 ms instead
+  of 1.4 for 8 channels of 160,000 samples) and :func:`pcm16` (the 16-bit conversion) are NumPy's
+  arithmetic in one pass.
 
 The functions compile on first use (about 2.4 s) and are cached on disk (numba's ``cache=True``): a
 new process loads them in about 0.27 s (numba's start-up).
@@ -214,9 +217,16 @@ def wrap_phase(phase, out):
         out[i] = phase[i] - turns * two_pi
 
 
+_PCM_BLOCK = 512  # samples per block of pcm16: each channel converted along its row, then interleaved
+
+
 @numba.njit(nogil=True, cache=True)
 def pcm16(audio, out):
     """``out[i, c] = clip(rint(audio[c, i] * 32768), -32768, 32767)``, as NumPy's float32 passes give it.
+
+    Each block of samples is converted channel by channel (SIMD loops along the rows), then
+    interleaved into ``out``: about 0.7 ms for 8 channels of 160,000 samples against 1.0 ms for one
+    loop that converts in ``out``'s order.
 
     Parameters
     ----------
@@ -228,10 +238,75 @@ def pcm16(audio, out):
     scale = np.float32(32768.0)
     lo, hi = np.float32(-32768.0), np.float32(32767.0)
     n_channels, n = audio.shape
-    for i in range(n):
+    block = np.empty((n_channels, _PCM_BLOCK), dtype=np.int16)
+    for b0 in range(0, n, _PCM_BLOCK):
+        width = min(_PCM_BLOCK, n - b0)
         for c in range(n_channels):
-            q = np.rint(audio[c, i] * scale)
-            out[i, c] = np.int16(min(max(q, lo), hi))
+            row = audio[c, b0 : b0 + width]
+            for j in range(width):
+                q = np.rint(row[j] * scale)
+                block[c, j] = np.int16(min(max(q, lo), hi))
+        for j in range(width):
+            for c in range(n_channels):
+                out[b0 + j, c] = block[c, j]
+
+
+@numba.njit(nogil=True, cache=True)
+def add_scaled(out, x, scale):
+    """``out += x * scale`` as NumPy gives ``np.add(out, x * scale, out=out, casting="same_kind")``.
+
+    The product and the sum in float64 (``x``'s and ``scale``'s precision), rounded once to ``out``'s
+    dtype, in one pass and without a temporary.
+
+    Parameters
+    ----------
+    out : float32 array [shape=(n,)]
+        Added to in place.
+    x : float64 array [shape=(n,)]
+    scale : float
+    """
+    for i in range(out.size):
+        out[i] = out[i] + x[i] * scale
+
+
+@numba.njit(nogil=True, cache=True)
+def mix_scaled(machine, machine_gain, background, background_gain, anomaly, anomaly_gain, with_anomaly, out):
+    """The clip's mixture and its peak, in one pass over the three parts.
+
+    ``out = machine * machine_gain + background * background_gain`` or, with an anomaly,
+    ``out = (machine * machine_gain + anomaly * anomaly_gain) + background * background_gain``: NumPy's
+    float32 arithmetic, operation for operation (the parts scaled in place, then ``m + a``, then
+    ``+= b``). The parts are not changed.
+
+    Parameters
+    ----------
+    machine, background, anomaly : float32 arrays [shape=(channels, n)]
+        The parts (``anomaly`` is ignored unless ``with_anomaly``).
+    machine_gain, background_gain, anomaly_gain : float32
+    with_anomaly : bool
+    out : float32 array [shape=(channels, n)]
+        Written in place.
+
+    Returns
+    -------
+    float
+        ``max(out.max(), -out.min())``, NaN if ``out`` holds a NaN.
+    """
+    hi, lo, finite = -np.inf, np.inf, True
+    n_channels, n = out.shape
+    for c in range(n_channels):
+        m, b, a, dst = machine[c], background[c], anomaly[c], out[c]
+        for i in range(n):
+            v = m[i] * machine_gain
+            if with_anomaly:
+                v = v + a[i] * anomaly_gain
+            v = v + b[i] * background_gain
+            dst[i] = v
+            hi, lo = max(hi, v), min(lo, v)
+            finite = finite and v == v
+    if not finite:
+        return np.nan
+    return max(hi, -lo)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -431,5 +506,7 @@ def load() -> None:
     z = np.zeros(1, dtype=np.float32)
     harmonic_sum(z, z, z, z, np.empty(1))
     pcm16(z[None], np.empty((1, 1), dtype=np.int16))
+    add_scaled(z, np.zeros(1), 1.0)
+    mix_scaled(z[None], z[0], z[None], z[0], z[None], z[0], False, np.empty((1, 1), dtype=np.float32))
     interp(np.zeros(1), np.zeros(1), np.zeros(1), np.empty(1))
     wrap_phase(np.zeros(1), z)
