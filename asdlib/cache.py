@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from .config import Config
+from .config import Config, check_jobs
 from .data import DataError, declared_frames, load_clip
 from .features import InputSpec, input_waveforms, log_mel_frames, mel_filters, stack_frames
 from .fileio import atomic_write_bytes
@@ -295,6 +295,7 @@ class FeatureExtractor:
     def __init__(self, cache: FeatureCache | None = None, n_jobs: int = 1, progress: bool = True):
         if int(n_jobs) < 1:
             raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
+        check_jobs(int(n_jobs))
         self.cache = cache
         self.n_jobs = int(n_jobs)
         self.progress = progress

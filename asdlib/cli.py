@@ -27,6 +27,11 @@ EXAMPLES = """examples:
 """
 
 
+#: Fewest bootstrap replicates ``asdlib table --n-boot`` accepts: below it a 95 % interval's ends
+#: rest on a handful of replicates.
+MIN_BOOT = 100
+
+
 class UserError(Exception):
     """A mistake of the user's: printed as one line, exit code 2."""
 
@@ -103,9 +108,11 @@ def spec_from_args(args):
 
 
 def cmd_run(args) -> int:
+    from .config import check_jobs
     from .runner import run_experiment
 
     spec = spec_from_args(args)
+    check_jobs(spec.n_jobs, "--jobs" if args.jobs is not None or args.spec is None else f"n_jobs ({args.spec})")
     print(f"run {spec.run_id()}: {spec.n_cells()} cells, data: {'simulated' if spec.simulated else spec.data_root}", file=sys.stderr)
     if args.scheduler is None and args.cluster is None:  # the default: here, no Dask process
         store = run_experiment(spec, args.results, only=args.cell)
@@ -143,6 +150,8 @@ def cmd_table(args) -> int:
     from .results import ResultsStore
     from .tables import table1_layout
 
+    if args.n_boot < MIN_BOOT:
+        raise UserError(f"--n-boot {args.n_boot} is too few for a 95 % interval; give at least {MIN_BOOT} (default 1000)")
     path = args.run if args.run is not None else args.results / spec_from_args(args).run_id()
     if not (Path(path) / "spec.json").is_file():
         raise UserError(f"{path} is not a run folder (no spec.json); run `asdlib run` with the same options first, or pass --run")
@@ -218,7 +227,7 @@ def cmd_score(args) -> int:
                         "fit it again with `asdlib fit`") from None
     if args.score:
         det.score = args.score
-    scores = det.score_samples(args.wavs)
+    scores = det.score_samples(args.wavs)  # raises when the threshold is not a finite number
     decisions = (scores > det.offset_).astype(int)
     print(f"# {det.spec_.name}, score {det.score}, threshold {det.offset_:.6g}")
     for path, s, d in zip(args.wavs, scores, decisions):

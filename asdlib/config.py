@@ -101,3 +101,46 @@ class Config:
     def feature_params(self) -> dict[str, Any]:
         """The fields that change the log-mel features (used as the feature-cache key)."""
         return {k: getattr(self, k) for k in ("sr", "n_fft", "hop_length", "n_mels", "power", "fmin", "fmax")}
+
+
+#: ``n_jobs`` (``--jobs``) may be at most this many times the machine's CPU count: more processes
+#: than that only stall the machine (each one simulates or extracts a clip at full speed).
+JOBS_PER_CPU = 4
+
+
+def max_jobs() -> int:
+    """The largest ``n_jobs`` accepted: :data:`JOBS_PER_CPU` x ``os.cpu_count()``.
+
+    Returns
+    -------
+    int
+        At least :data:`JOBS_PER_CPU` (when the CPU count is unknown, one CPU is assumed).
+    """
+    import os
+
+    return JOBS_PER_CPU * (os.cpu_count() or 1)
+
+
+def check_jobs(n_jobs: Any, name: str = "n_jobs") -> int:
+    """Return ``n_jobs`` as an int when it is a whole number in ``[1, max_jobs()]``; else raise.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Number of processes.
+    name : str
+        How the message names it (``"n_jobs"``, ``"--jobs"``).
+
+    Raises
+    ------
+    ValueError
+        Not a whole number, below 1, or above :func:`max_jobs` (the message gives the CPU count).
+    """
+    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {n_jobs!r}")
+    if n_jobs > max_jobs():
+        import os
+
+        raise ValueError(f"{name} {n_jobs} is more than {JOBS_PER_CPU} x the {os.cpu_count() or 1} CPU(s) of this machine; "
+                         f"give at most {max_jobs()} (more processes only stall the machine)")
+    return int(n_jobs)

@@ -56,6 +56,16 @@ def parse_snr(folder_name: str) -> float | None:
     return -value if match["sign"] and match["sign"] != "+" else value
 
 
+def _is_hidden(relpath: Path) -> bool:
+    """Whether a path (relative to the data root) is a dot-file or lies under a dot-folder.
+
+    Writers never leave a finished clip under such a name: :func:`asdlib.fileio.atomic_path` writes
+    to ``.tmp-*`` files beside the clip, and ``asdlib download`` unpacks into ``.<name>.unpacking-*``
+    folders; either may be half-written, or left behind by a killed process.
+    """
+    return any(part.startswith(".") for part in relpath.parts)
+
+
 def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = None) -> pd.DataFrame:
     """Find every MIMII clip under ``root`` and return a manifest table.
 
@@ -74,6 +84,8 @@ def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = 
         nearest SNR folder between ``root`` and the machine folder, else from ``root``'s own name,
         else NaN: a machine folder straight under ``root`` is a valid layout), ``machine_id`` (``"id_00"``), ``label`` (``"normal"`` or
         ``"abnormal"``) and ``clip`` (file stem). :func:`add_audio_info` adds the audio format.
+        Dot-files and anything under a dot-folder (below ``root``) are skipped: they are writers'
+        temporary files (``.tmp-*.wav``) and download staging folders (``.0_dB_fan.unpacking-*``).
 
     Raises
     ------
@@ -95,6 +107,8 @@ def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = 
         id_dir = label_dir.parent
         machine_dir = id_dir.parent
         if label_dir.name not in LABELS or not _ID_RE.match(id_dir.name):
+            continue
+        if _is_hidden(path.relative_to(root)):  # a writer's temporary file or a staging folder
             continue
         if not path.is_file():
             raise DataError(f"{path}: is a folder, not a WAV file; rename it or move it out of the data folder")

@@ -58,6 +58,17 @@ def channel_counts(paths: Sequence[str]) -> np.ndarray:
     return add_audio_info(pd.DataFrame({"path": list(paths)}))["channels"].to_numpy(int)
 
 
+def _load_thresholds(stored) -> dict[str, GammaThreshold]:
+    """The ``thresholds`` of a detector file, each checked; a ``ValueError`` names the field (``thresholds.mse.threshold``)."""
+    thresholds = {}
+    for kind, values in stored.items():
+        try:
+            thresholds[kind] = GammaThreshold.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"thresholds.{kind}.{err}") from None
+    return thresholds
+
+
 def _alpha_param(spec: ModelSpec):
     """The constructor's ``alpha`` that describes ``spec`` (one number when there is one α)."""
     return spec.alphas[0] if len(spec.alphas) == 1 else (spec.alphas or 1.0)
@@ -294,9 +305,12 @@ class AutoencoderDetector(OutlierMixin, BaseEstimator):
         return self._set_trained(model, spec, config, calibrate(model, spec, train, config, device), history, n_channels, device, seed)
 
     def _fitted_offset(self) -> float:
-        """Check fitted; keep ``offset_`` on the threshold of the current ``score``."""
+        """Check fitted; keep ``offset_`` on the threshold of the current ``score`` (a finite number, else raise)."""
         check_is_fitted(self, "model_")
         self.offset_ = self.thresholds_[self._check_score()].threshold_
+        if not np.isfinite(self.offset_):
+            raise ValueError(f"the {self.score} threshold is {self.offset_}, not a finite number; no decision can be "
+                             "made with it (fit the detector again)")
         return self.offset_
 
     def set_params(self, **params) -> "AutoencoderDetector":
@@ -330,7 +344,7 @@ class AutoencoderDetector(OutlierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """``score_samples - offset_``: positive means anomalous."""
         scores = self.score_samples(X)
-        return scores - self.offset_
+        return scores - self._fitted_offset()
 
     def predict(self, X) -> np.ndarray:
         """1 for anomalous (score above the gamma threshold), 0 for normal."""
@@ -385,7 +399,7 @@ class AutoencoderDetector(OutlierMixin, BaseEstimator):
             inv_covs = [np.asarray(c.cpu().numpy(), dtype=np.float64) for c in ckpt["inv_covs"]]
             if len(inv_covs) != n_in or any(c.shape != (n_mels, n_mels) or not np.all(np.isfinite(c)) for c in inv_covs):
                 raise ValueError(f"needs {n_in} finite {n_mels}x{n_mels} inverse covariance(s)")
-            thresholds = {k: GammaThreshold.from_dict(t) for k, t in ckpt["thresholds"].items()}
+            thresholds = _load_thresholds(ckpt["thresholds"])
             if set(thresholds) != set(SCORE_KINDS):
                 raise ValueError(f"thresholds for {sorted(thresholds)}, expected {list(SCORE_KINDS)}")
             n_channels = ckpt["n_channels"]

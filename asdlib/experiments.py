@@ -35,6 +35,10 @@ from .modelspec import ModelSpec
 from .scoring import SCORE_KINDS
 
 
+#: Fewest training clips of a grid: the gamma threshold is fitted to at least 3 normal scores.
+MIN_TRAIN = 3
+
+
 class SpecError(ValueError):
     """An invalid experiment spec; the message says which field and what is allowed."""
 
@@ -146,8 +150,11 @@ class ExperimentSpec:
             raise SpecError(f"scores {self.scores} must be a non-empty subset of {list(SCORE_KINDS)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise SpecError(f"seeds {self.seeds} must be a non-empty list of distinct integers")
-        if self.n_train < 1 or self.n_test < 2:
-            raise SpecError(f"n_train must be >= 1 and n_test >= 2, got {self.n_train} and {self.n_test}")
+        if self.n_train < MIN_TRAIN:
+            raise SpecError(f"n_train (--n-train) {self.n_train} is too few: the threshold's gamma fit needs at least "
+                            f"{MIN_TRAIN} normal training clips")
+        if self.n_test < 2:
+            raise SpecError(f"n_test (--n-test) must be >= 2, got {self.n_test}")
         if not 0 < self.anomalous_fraction < 1:
             raise SpecError(f"anomalous_fraction must be in (0, 1), got {self.anomalous_fraction}")
         if self.n_jobs < 1:
@@ -238,7 +245,13 @@ class ExperimentSpec:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ExperimentSpec":
-        """Read a YAML or JSON file (a ``profile:`` key alone starts from that profile)."""
+        """Read a YAML or JSON file (a ``profile:`` key starts from that profile; none, or ``custom``, from the defaults).
+
+        Raises
+        ------
+        SpecError
+            The file is missing, not YAML, not a mapping, names an unknown profile, or holds a bad field.
+        """
         path = Path(path)
         if not path.is_file():
             raise SpecError(f"spec file {str(path)!r} does not exist")
@@ -254,7 +267,12 @@ class ExperimentSpec:
         if not isinstance(values, dict):
             raise SpecError(f"{path}: expected a mapping of spec fields, got {type(values).__name__}")
         base = values.pop("profile", "custom")
-        return profile(base, **values) if base in PROFILES else cls.from_dict({"profile": base, **values})
+        if base in PROFILES:
+            return profile(base, **values)
+        if base != "custom":
+            raise SpecError(f"{path}: unknown profile {base!r}; choose one of {sorted(PROFILES)}, "
+                            "or leave `profile` out (or write `custom`) for a grid of the fields given")
+        return cls.from_dict({"profile": base, **values})
 
 
 def _is_int(value: Any) -> bool:

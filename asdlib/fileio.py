@@ -133,11 +133,28 @@ def sha256_text(text: str, length: int | None = None) -> str:
     return digest[:length] if length else digest
 
 
-def remove_stale_temporaries(folder: str | Path) -> int:
-    """Delete ``.tmp-*`` files left under ``folder`` by killed writers; returns how many."""
+def remove_stale_temporaries(folder: str | Path, older_than: float = 0.0) -> int:
+    """Delete ``.tmp-*`` files left under ``folder`` by killed writers; returns how many.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Searched recursively.
+    older_than : float
+        Only files last modified more than this many seconds ago. 0 (the default) removes every
+        temporary file: call it so only while holding a lock that keeps other writers out. A
+        positive age leaves alone the files that writers running at the same time are writing
+        (a writer's temporary file lives for one file's write).
+    """
+    import time
+
     removed = 0
+    cutoff = time.time() - older_than
     for tmp in Path(folder).rglob(f"{TMP_PREFIX}*"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed += 1
+        try:
+            if tmp.is_file() and (older_than <= 0 or tmp.stat().st_mtime < cutoff):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        except FileNotFoundError:  # renamed or removed by its writer meanwhile
+            continue
     return removed

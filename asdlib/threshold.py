@@ -58,6 +58,9 @@ class GammaThreshold:
         if not np.isfinite(threshold):  # a degenerate free fit: fall back to loc fixed below the data
             shape, loc, scale = stats.gamma.fit(scores, floc=scores.min() - np.std(scores))
             threshold = stats.gamma.ppf(self.percentile, shape, loc=loc, scale=scale)
+        if not np.isfinite(threshold):
+            raise ValueError(f"the gamma fit to {len(scores)} normal scores gives no finite threshold ({threshold}); "
+                             "train on more (or more varied) normal clips")
         self.shape_, self.loc_, self.scale_, self.threshold_ = float(shape), float(loc), float(scale), float(threshold)
         return self
 
@@ -72,4 +75,21 @@ class GammaThreshold:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GammaThreshold":
-        return cls(d["percentile"], d["shape"], d["loc"], d["scale"], d["threshold"])
+        """A fitted threshold from :meth:`to_dict`'s mapping, checked.
+
+        Raises
+        ------
+        KeyError
+            A key is missing.
+        ValueError
+            A value is not a finite number, or ``percentile`` is outside (0, 1); the message names the key.
+        """
+        values = {}
+        for key in ("percentile", "shape", "loc", "scale", "threshold"):
+            value = d[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+                raise ValueError(f"{key} {value!r} is not a finite number")
+            values[key] = float(value)
+        if not 0 < values["percentile"] < 1:
+            raise ValueError(f"percentile {values['percentile']!r} is outside (0, 1)")
+        return cls(values["percentile"], values["shape"], values["loc"], values["scale"], values["threshold"])

@@ -217,3 +217,51 @@ def test_help_and_no_command(capsys):
     assert main(["download", "--help"]) == 0
     assert "--no-keep-archives" in capsys.readouterr().out
     assert main([]) == 2
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_threshold_is_refused_naming_the_field(detector_file, normal_only, tmp_path, capsys, value):
+    """Audit F3: a detector whose threshold is NaN or infinite must not turn a score into a decision."""
+    from asdlib.checkpoint import CheckpointError
+    from asdlib.detector import AutoencoderDetector
+
+    wav = normal_only / "fan" / "id_00" / "normal" / "00000000.wav"
+    ckpt = torch.load(detector_file, weights_only=True)
+    ckpt["thresholds"]["mse"]["threshold"] = value
+    tampered = tmp_path / "tampered.pt"
+    torch.save(ckpt, tampered)
+    code, err = _run(capsys, ["score", "--detector", tampered, "--device", "cpu", wav])
+    assert (code, _one_line(err)) == (2, f"asdlib score: error: {tampered}: damaged detector file (thresholds.mse.threshold "
+                                         f"{value} is not a finite number); fit it again with `asdlib fit`")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(CheckpointError, match=r"thresholds\.mse\.threshold"):
+        AutoencoderDetector.load(tampered, device="cpu", cache=None)
+
+
+def test_grid_options_out_of_range_are_one_line_before_any_work(tmp_path, capsys):
+    """Audit F4, F10, F11, F13: refused up front, naming the option (or the spec file) and the range."""
+    from asdlib.config import check_jobs, max_jobs
+
+    nope = tmp_path / "nope.yaml"
+    nope.write_text("profile: quik\nmachines: [fan]\n")
+    results = tmp_path / "results"
+    cases = [
+        (["run", "--profile", "smoke", "--machines", "fan", "--n-train", "2", "--device", "cpu", "--results", results],
+         "asdlib run: error: n_train (--n-train) 2 is too few: the threshold's gamma fit needs at least 3 normal training clips"),
+        (["cells", "--profile", "smoke", "--n-train", "1"],
+         "asdlib cells: error: n_train (--n-train) 1 is too few: the threshold's gamma fit needs at least 3 normal training clips"),
+        (["run", "--profile", "smoke", "--machines", "fan", "--jobs", str(max_jobs() + 1), "--device", "cpu", "--results", results],
+         f"asdlib run: error: --jobs {max_jobs() + 1} is more than 4 x the {max_jobs() // 4} CPU(s) of this machine; "
+         f"give at most {max_jobs()} (more processes only stall the machine)"),
+        (["cells", "--spec", nope],
+         f"asdlib cells: error: {nope}: unknown profile 'quik'; choose one of ['book', 'paper', 'quick', 'smoke'], "
+         "or leave `profile` out (or write `custom`) for a grid of the fields given"),
+    ]
+    cases += [(["table", "--profile", "smoke", "--results", results, "--n-boot", n],
+               f"asdlib table: error: --n-boot {n} is too few for a 95 % interval; give at least 100 (default 1000)")
+              for n in ("0", "1", "-5", "99")]
+    for argv, expected in cases:
+        code, err = _run(capsys, argv)
+        assert (code, _one_line(err)) == (2, expected), argv
+    assert not results.exists()
+    assert check_jobs(max_jobs(), "--jobs") == max_jobs()  # the limit itself is allowed

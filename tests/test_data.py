@@ -296,3 +296,25 @@ def test_truncated_wav_is_used_with_a_warning_naming_the_file(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_clip(full).shape == (8, 4000)  # a whole file: no warning
+
+
+def test_scan_skips_temporary_files_and_staging_folders(tmp_path):
+    """Audit F1/F2: a writer's ``.tmp-*.wav`` (fileio.atomic_path) and a download's ``.<name>.unpacking-*``
+    folder may hold half-written files; a scan must never list them as clips."""
+    from asdlib.fileio import TMP_PREFIX
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    clip = tone_clip(rng, n=2048)
+    write_wav(root / "0_dB_fan" / "fan" / "id_00" / "normal" / "00000000.wav", clip)
+    write_wav(root / "0_dB_fan" / "fan" / "id_00" / "abnormal" / "00000000.wav", clip)
+    write_wav(root / "0_dB_fan" / "fan" / "id_00" / "normal" / f"{TMP_PREFIX}c0j4fws_.wav", clip)
+    write_wav(root / ".0_dB_pump.unpacking-1" / "pump" / "id_00" / "normal" / "00000000.wav", clip)
+    write_wav(root / ".x.unpacking-1" / "fan" / "id_00" / "normal" / "00000001.wav", clip)
+    m = scan_mimii(root)
+    assert list(m["relpath"]) == ["0_dB_fan/fan/id_00/abnormal/00000000.wav", "0_dB_fan/fan/id_00/normal/00000000.wav"]
+    assert set(m["machine"]) == {"fan"}
+    # a root that is itself under a dot-folder is scanned as usual: only what lies below the root counts
+    hidden_root = tmp_path / ".cache" / "mimii"
+    write_wav(hidden_root / "0_dB_fan" / "fan" / "id_00" / "normal" / "00000000.wav", clip)
+    assert list(scan_mimii(hidden_root)["relpath"]) == ["0_dB_fan/fan/id_00/normal/00000000.wav"]

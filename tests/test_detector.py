@@ -317,3 +317,28 @@ def test_detector_refuses_clips_with_another_channel_count(planted, tmp_path):
         AutoencoderDetector.load(tmp_path / "det.pt", device="cpu", cache=None).predict([four])
     with pytest.raises(ValueError, match="different channel counts"):
         AutoencoderDetector("baseline", config=FAST, cache=None, progress=False, device="cpu").fit([*normal[:4], four])
+
+
+def test_a_non_finite_threshold_is_an_error_never_a_decision(planted, tmp_path):
+    """Audit F3: NaN (or ±inf) thresholds must not give labels, whether stored in a file or set on a detector."""
+    from asdlib.checkpoint import CheckpointError
+
+    normal, test_normal, test_abnormal = planted
+    det = AutoencoderDetector("baseline", (0,), config=Config(epochs=1, batch_size=64), cache=None, progress=False,
+                              device="cpu").fit(normal[:6])
+    clips = test_normal[:2] + test_abnormal[:2]
+    labels = det.predict(clips)
+    assert set(labels) <= {0, 1}
+    for value in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match=rf"threshold {value} is not a finite number"):
+            GammaThreshold.from_dict({**det.thresholds_["mse"].to_dict(), "threshold": value})
+        det.thresholds_["mse"].threshold_ = value
+        for method in (det.predict, det.decision_function, det.score_samples):
+            with pytest.raises(ValueError, match=f"the mse threshold is {value}, not a finite number"):
+                method(clips)
+        det.save(tmp_path / "det.pt")
+        with pytest.raises(CheckpointError, match=rf"det\.pt: damaged detector file \(thresholds\.mse\.threshold {value} "
+                                                  r"is not a finite number\)"):
+            AutoencoderDetector.load(tmp_path / "det.pt", device="cpu", cache=None)
+    with pytest.raises(ValueError, match=r"percentile 1\.0 is outside \(0, 1\)"):
+        GammaThreshold.from_dict({**GammaThreshold().fit([1.0, 2.0, 4.0]).to_dict(), "percentile": 1.0})

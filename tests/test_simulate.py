@@ -896,7 +896,7 @@ def test_cli_unknown_machine_is_a_one_line_error(tmp_path, capsys):
 
 def test_cli_negative_count_is_an_error(tmp_path, capsys):
     assert sim.main(["--out", str(tmp_path), "--n-normal", "-3"]) == 2
-    assert "n_normal" in capsys.readouterr().err
+    assert "--n-normal must be a whole number >= 0" in capsys.readouterr().err
 
 
 def test_cli_writes_a_data_set(tmp_path, capsys):
@@ -916,7 +916,7 @@ def test_cli_writes_a_data_set(tmp_path, capsys):
 def test_cli_refuses_nan_strength_and_out_as_a_file(tmp_path, capsys):
     assert sim.main(["--out", str(tmp_path / "x"), "--anomaly-strength", "nan"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "anomaly_strength" in err and "finite" in err
+    assert len(err.splitlines()) == 1 and "--anomaly-strength" in err and "finite" in err
     assert not (tmp_path / "x").exists()
     a_file = tmp_path / "data.wav"
     a_file.write_bytes(b"not a folder")
@@ -996,3 +996,96 @@ def test_a_disk_that_fills_while_writing_names_the_clip(tmp_path, monkeypatch):
     _disk_with_free_bytes(monkeypatch, 10**9)  # with room to spare, the writer's own error stands
     with pytest.raises(sf.LibsndfileError):
         _write_wav_atomic(path, audio, 16000)
+
+
+# ---------------------------------------------------------------------------------------------
+# audit of the command line (F2, F5, F6)
+# ---------------------------------------------------------------------------------------------
+TINY = dict(machines=("fan",), machine_ids=(0,), snrs_db=(0,), n_normal=1, n_abnormal=1, duration_s=0.1, seed=4,
+            n_jobs=1, progress=False)
+
+
+def test_a_killed_runs_temporaries_are_removed_but_not_a_running_writers(tmp_path):
+    """Audit F2: a SIGKILLed writer leaves ``.tmp-*.wav``; the next run removes it. One just written (a
+    run beside this one, writing into the same folder) is left alone."""
+    import time
+
+    from asdlib.fileio import TMP_PREFIX
+
+    folder = tmp_path / "0_dB_fan" / "fan" / "id_00" / "abnormal"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / f"{TMP_PREFIX}killed.wav", folder / f"{TMP_PREFIX}writing.wav"
+    stale.write_bytes(b"RIFF half a clip")
+    fresh.write_bytes(b"RIFF half a clip")
+    old = time.time() - 2 * sim.dataset.STALE_TEMPORARY_S
+    os.utime(stale, (old, old))
+    meta = sim.simulate_dataset(tmp_path, **TINY)
+    assert not stale.exists() and fresh.exists()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.wav") if p != fresh) == sorted(meta["path"])
+
+
+@pytest.mark.parametrize("change, setting", [
+    ({"seed": 5}, "seed"),
+    ({"anomaly_strength": 5.0}, "anomaly strength"),
+    ({"duration_s": 0.2}, "duration (its clips are 0.1 s, now 0.2 s)"),
+    ({"anomaly_kinds": ("spatial",)}, "anomaly kinds"),
+])
+def test_a_folder_of_other_settings_is_refused(tmp_path, change, setting):
+    """Audit F5: resuming keeps existing clips, so a folder simulated with other settings must be refused,
+    not given a metadata.csv that describes clips it does not hold."""
+    sim.simulate_dataset(tmp_path, **TINY)
+    before = {p: p.read_bytes() for p in [*tmp_path.rglob("*.wav"), tmp_path / "metadata.csv"]}
+    with pytest.raises(sim.dataset.SettingsMismatchError) as info:
+        sim.simulate_dataset(tmp_path, **{**TINY, **change})
+    assert str(info.value) == (
+        f"{tmp_path} holds clips simulated with another {setting}, and one folder holds clips of one set of settings: "
+        f"simulate into a new folder, or delete {tmp_path} to start again")
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_same_settings_resume_and_add_machine_types(tmp_path, capsys):
+    first = sim.simulate_dataset(tmp_path, **TINY)
+    again = sim.simulate_dataset(tmp_path, **TINY)  # resuming: the same settings
+    pd.testing.assert_frame_equal(again, first)
+    pump = sim.simulate_dataset(tmp_path, **{**TINY, "machines": ("pump",), "n_normal": 2})  # another type, same settings
+    on_disk = pd.read_csv(tmp_path / "metadata.csv")
+    assert sorted(on_disk["path"]) == sorted([*first["path"], *pump["path"]])
+    # through the command line: one line, exit 2, naming the folder and the setting
+    argv = ["--out", str(tmp_path), "--machines", "fan", "--ids", "0", "--n-normal", "1", "--n-abnormal", "1",
+            "--duration", "0.1", "--seed", "5", "--jobs", "1", "--quiet"]
+    assert sim.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"asdlib simulate: error: {tmp_path} holds clips simulated with another seed, and")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--n-normal", "0", "--n-abnormal", "0"], "--n-normal and --n-abnormal are both 0: nothing to simulate"),
+    (["--snr", "1e308"], "--snr 1e+308 dB is outside -100 to 100 dB"),
+    (["--snr", "-4000"], "--snr -4000.0 dB is outside -100 to 100 dB"),
+    (["--anomaly-strength", "1e308"], "--anomaly-strength must be a finite number of dB from -100 to 100"),
+    (["--anomaly-strength", "-101"], "--anomaly-strength must be a finite number of dB from -100 to 100"),
+    (["--duration", "1e-9"], "--duration 1e-09 s is too short: a clip needs at least 1024 samples (0.064 s at 16000 Hz)"),
+    (["--jobs", "100000"], "--jobs 100000 is more than 4 x the"),
+])
+def test_cli_refuses_numbers_out_of_range_in_one_line(tmp_path, capsys, options, message):
+    """Audit F4, F6: one line and exit 2 naming the option and its range, before any folder is made."""
+    from asdlib.cli import main
+
+    out = tmp_path / "x"
+    code = main(["simulate", "--out", str(out), "--machines", "fan", "--n-normal", "2", "--n-abnormal", "1",
+                 "--duration", "1", "--quiet", *options])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"asdlib simulate: error: {message}"), err
+    assert not out.exists()
+
+
+def test_the_shortest_clip_allowed_can_be_loaded(tmp_path):
+    """The duration floor is what later commands need: a clip of MIN_DURATION_S loads; one shorter is refused."""
+    from asdlib.data import load_clip
+
+    meta = sim.simulate_dataset(tmp_path, **{**TINY, "n_abnormal": 0, "duration_s": sim.dataset.MIN_DURATION_S})
+    assert load_clip(tmp_path / meta["path"].iloc[0]).shape == (8, 1024)
+    with pytest.raises(ValueError, match="duration_s 0.0639 s is too short"):
+        sim.simulate_dataset(tmp_path / "short", **{**TINY, "duration_s": 0.0639})

@@ -53,7 +53,9 @@ def test_config_accepts_the_edges_of_each_range():
     ("seeds", 3, "seeds must be a list of integers, e.g. [0, 1], got 3"),
     ("n_train", "8", "n_train must be an integer (not a string or a boolean), got '8'"),
     ("n_test", 8.0, "n_test must be an integer (not a string or a boolean), got 8.0"),
-    ("n_train", 0, "n_train must be >= 1 and n_test >= 2, got 0 and 6"),
+    ("n_train", 0, "n_train (--n-train) 0 is too few: the threshold's gamma fit needs at least 3 normal training clips"),
+    ("n_train", 2, "n_train (--n-train) 2 is too few: the threshold's gamma fit needs at least 3 normal training clips"),
+    ("n_test", 1, "n_test (--n-test) must be >= 2, got 1"),
     ("split_seed", None, "split_seed must be an integer (not a string or a boolean), got None"),
     ("alphas", [math.inf], "alpha inf must be a finite number >= 0"),
     ("alphas", [math.nan], "alpha nan must be a finite number >= 0"),
@@ -100,3 +102,19 @@ def test_split_groups_default_and_digest():
     spec = profile("smoke")
     assert spec.split_groups == "recording"
     assert profile("smoke", split_groups="clip").digest() != spec.digest()  # a different split, a different run
+
+
+def test_a_spec_file_with_an_unknown_profile_is_refused(tmp_path):
+    """Audit F13: a typo such as ``profile: quik`` must not silently run the defaults' paper-sized grid."""
+    f = tmp_path / "spec.yaml"
+    f.write_text("profile: quik\nmachines: [fan]\n")
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec.from_file(f)
+    assert str(info.value) == (f"{f}: unknown profile 'quik'; choose one of ['book', 'paper', 'quick', 'smoke'], "
+                               "or leave `profile` out (or write `custom`) for a grid of the fields given")
+    for text in ("profile: custom\nmachines: [fan]\nn_train: 3\n", "machines: [fan]\nn_train: 3\n"):
+        f.write_text(text)
+        spec = ExperimentSpec.from_file(f)
+        assert (spec.profile, spec.machines, spec.n_train) == ("custom", ["fan"], 3)
+    f.write_text("profile: quick\nmachines: [fan]\n")
+    assert ExperimentSpec.from_file(f) == profile("quick", machines=["fan"])

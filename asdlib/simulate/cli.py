@@ -8,7 +8,7 @@ from typing import Sequence
 
 from ..config import MACHINES
 from .anomalies import ANOMALY_JITTER_DB, ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
-from .dataset import _check_dataset_args, _check_root, simulate_dataset
+from .dataset import SettingsMismatchError, _check_dataset_args, _check_root, simulate_dataset
 from .machines import MACHINE_IDS
 
 __all__ = ["add_arguments", "run", "build_parser", "main"]
@@ -34,6 +34,10 @@ def _parse_float(text: str, what: str) -> float:
     except ValueError:
         raise ValueError(f"{what} {text!r} is not a number") from None
 
+
+#: How the messages of :func:`~asdlib.simulate.dataset._check_dataset_args` name the options.
+OPTION_NAMES = {"n_normal": "--n-normal", "n_abnormal": "--n-abnormal", "snrs_db": "--snr", "duration_s": "--duration",
+                "anomaly_strength": "--anomaly-strength", "n_jobs": "--jobs"}
 
 DESCRIPTION = (
     "Generate a MIMII-like simulated data set (8 microphones, 16 kHz, 16-bit WAV) and "
@@ -78,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     -------
     int
         0 on success; 2 after printing one line on stderr for a mistake in the arguments (an
-        unknown machine, a negative count, a NaN anomaly strength, ``--out`` naming a file, ...).
+        unknown machine, a negative count, a NaN anomaly strength, ``--out`` naming a file, ``--out``
+        holding clips simulated with other settings, ...).
     """
     try:
         snrs = [_parse_float(s, "SNR") for s in _split_words(args.snr) or ["0"]]
@@ -91,13 +96,17 @@ def run(args: argparse.Namespace) -> int:
         )
         _check_dataset_args(*(kwargs[k] for k in (
             "machines", "machine_ids", "snrs_db", "n_normal", "n_abnormal", "duration_s", "anomaly_kinds", "n_jobs",
-            "anomaly_strength")))
+            "anomaly_strength")), names=OPTION_NAMES)
         out = Path(args.out).expanduser()
         _check_root(out, "--out")
     except ValueError as err:
         print(f"asdlib simulate: error: {err}", file=sys.stderr)
         return 2
-    meta = simulate_dataset(out, progress=not args.quiet, **kwargs)
+    try:
+        meta = simulate_dataset(out, progress=not args.quiet, **kwargs)
+    except SettingsMismatchError as err:
+        print(f"asdlib simulate: error: {err}", file=sys.stderr)
+        return 2
     counts = meta["label"].value_counts()
     print(
         f"{len(meta)} clips ({counts.get('normal', 0)} normal, {counts.get('abnormal', 0)} abnormal) in {out}; "

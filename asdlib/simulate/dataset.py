@@ -12,16 +12,17 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from ..config import MACHINES
-from ..fileio import atomic_path, atomic_write_text, check_space, no_space_error
+from ..config import MACHINES, Config, check_jobs
+from ..fileio import atomic_path, atomic_write_text, check_space, no_space_error, remove_stale_temporaries
 from ..geometry import N_MICS, SR
 from ..memory import tune_malloc
 from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
 from . import kernels
-from .clip import _check_strength, clip_layout, simulate_clip
+from .clip import clip_layout, simulate_clip
 from .machines import MACHINE_IDS
 
-__all__ = ["DATA_VERSION", "LABELS", "recording_seed", "clip_seed", "simulate_dataset"]
+__all__ = ["DATA_VERSION", "LABELS", "MAX_ABS_DB", "MIN_DURATION_S", "SettingsMismatchError", "recording_seed", "clip_seed",
+           "simulate_dataset"]
 
 #: Version of the simulated clips, and what a cache of simulated data sets should key on. Bump it
 #: whenever a clip's samples change beyond float rounding. It is part of every seed key, so a bump
@@ -30,6 +31,19 @@ __all__ = ["DATA_VERSION", "LABELS", "recording_seed", "clip_seed", "simulate_da
 #: signal to ~3e-7 of its RMS); WAV samples ``round(x * 32768)`` instead of libsndfile's conversion.
 DATA_VERSION = "asdlib.simulate/2"
 LABELS = ("normal", "abnormal")
+#: Largest magnitude (dB) of an SNR or an anomaly strength: generous (MIMII uses -6 to 6 dB), and it
+#: keeps the gains ``10 ** (dB / 10)`` finite and non-zero.
+MAX_ABS_DB = 100.0
+#: Shortest clip (s): one feature frame (``Config.n_fft`` = 1,024 samples at 16 kHz), which every
+#: later command needs.
+MIN_DURATION_S = Config().n_fft / SR
+#: A temporary ``.tmp-*`` file this old (s) is left over from a killed run; younger ones may be
+#: being written by a run into the same folder at the same time.
+STALE_TEMPORARY_S = 600.0
+
+
+class SettingsMismatchError(ValueError):
+    """A data set folder already holds clips simulated with other settings."""
 
 
 def _snr_text(snr_db: float) -> str:
@@ -116,22 +130,40 @@ def _check_root(root: Path, what: str = "root") -> None:
 
 
 def _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, duration_s, anomaly_kinds, n_jobs,
-                        anomaly_strength=DEFAULT_ANOMALY_STRENGTH) -> None:
-    _check_strength(anomaly_strength)
+                        anomaly_strength=DEFAULT_ANOMALY_STRENGTH, names: dict | None = None) -> None:
+    """Raise ``ValueError`` naming the first bad argument; ``names`` maps a parameter to how to call it (``--snr``)."""
+    def name(param: str) -> str:
+        return (names or {}).get(param, param)
+
+    try:
+        strength = float(anomaly_strength)
+    except (TypeError, ValueError):
+        strength = float("nan")
+    if not (np.isfinite(strength) and abs(strength) <= MAX_ABS_DB):
+        raise ValueError(f"{name('anomaly_strength')} must be a finite number of dB from -{MAX_ABS_DB:g} to {MAX_ABS_DB:g} "
+                         f"(default {DEFAULT_ANOMALY_STRENGTH:g}), got {anomaly_strength!r}")
     for m in machines:
         if m not in MACHINES:
             raise ValueError(f"unknown machine {m!r}; choose from {', '.join(MACHINES)}")
     for i in machine_ids:
         if i not in MACHINE_IDS:
             raise ValueError(f"unknown machine id {i!r}; choose from {', '.join(map(str, MACHINE_IDS))}")
-    for name, value in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
+    for param, value in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
         if not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            raise ValueError(f"{name(param)} must be a whole number >= 0, got {value!r}")
+    if n_normal == 0 and n_abnormal == 0:
+        raise ValueError(f"{name('n_normal')} and {name('n_abnormal')} are both 0: nothing to simulate; give at least one clip")
     for snr in snrs_db:
         if not np.isfinite(snr):
-            raise ValueError(f"SNR {snr!r} dB is not a finite number; MIMII uses -6, 0 and 6")
+            raise ValueError(f"{name('snrs_db')} {snr!r} dB is not a finite number; MIMII uses -6, 0 and 6")
+        if abs(snr) > MAX_ABS_DB:
+            raise ValueError(f"{name('snrs_db')} {snr!r} dB is outside -{MAX_ABS_DB:g} to {MAX_ABS_DB:g} dB; "
+                             "MIMII uses -6, 0 and 6")
     if not (duration_s > 0 and np.isfinite(duration_s)):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration_s!r}")
+        raise ValueError(f"{name('duration_s')} must be a positive number of seconds, got {duration_s!r}")
+    if duration_s < MIN_DURATION_S:
+        raise ValueError(f"{name('duration_s')} {duration_s!r} s is too short: a clip needs at least {Config().n_fft} samples "
+                         f"({MIN_DURATION_S:g} s at {SR} Hz) for one feature frame; give at least {MIN_DURATION_S:g}")
     for k in anomaly_kinds:
         if k not in ANOMALY_KINDS:
             raise ValueError(f"unknown anomaly kind {k!r}; choose from {', '.join(ANOMALY_KINDS)}")
@@ -139,8 +171,7 @@ def _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, du
         raise ValueError("anomaly_kinds is empty but n_abnormal > 0; give 'spectral' and/or 'spatial'")
     if not machines or not machine_ids or not snrs_db:
         raise ValueError("machines, machine_ids and snrs_db must each name at least one value")
-    if not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a whole number >= 1, got {n_jobs!r}")
+    check_jobs(n_jobs, name("n_jobs"))
 
 
 def _anomaly_kind(kinds: Sequence[str], machine_id: int, index: int) -> str:
@@ -243,7 +274,9 @@ def simulate_dataset(
     Files: ``<root>/<snr>_dB_<machine>/<machine>/id_<XX>/<normal|abnormal>/<NNNNNNNN>.wav``
     (8 channels, 16 kHz, PCM_16) and ``<root>/metadata.csv``. A file that already exists with the
     expected size is kept (clips are deterministic, so it holds the same content); each WAV is
-    written to a temporary file and renamed.
+    written to a temporary file and renamed. Temporary files older than :data:`STALE_TEMPORARY_S`
+    (left by a killed run) are removed first; younger ones may belong to a run writing into the
+    same folder at the same time, and are left alone (:func:`asdlib.data.scan_mimii` never lists them).
 
     Parameters
     ----------
@@ -283,6 +316,16 @@ def simulate_dataset(
         ``anomaly_kind`` (``"none"`` for normal clips), ``anomaly_type``, ``anomaly_level_db``,
         ``seed``, ``background_seed``, ``duration_s``, source positions ``machine_x/y/z``, ``anomaly_x/y/z`` (NaN when
         normal), ``bg<i>_x/y/z`` and ``bg<i>_kind``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range: an unknown machine, ID or anomaly kind; no clip to simulate; an SNR or
+        ``anomaly_strength`` beyond ±:data:`MAX_ABS_DB` dB; a clip shorter than :data:`MIN_DURATION_S`;
+        ``n_jobs`` above :func:`asdlib.config.max_jobs`.
+    SettingsMismatchError
+        ``root`` holds clips simulated with another seed, duration, anomaly strength or anomaly kinds
+        (as its ``metadata.csv`` records them).
     """
     from tqdm import tqdm
 
@@ -292,7 +335,10 @@ def simulate_dataset(
     root = Path(root).expanduser()
     _check_root(root)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root, older_than=STALE_TEMPORARY_S)  # a killed run's; not those of a run beside this one
     jobs = _plan(machines, machine_ids, snrs_db, n_normal, n_abnormal, seed, anomaly_kinds)
+    meta = pd.DataFrame([_metadata_row(j, duration_s, anomaly_strength) for j in jobs])
+    _check_settings(root, meta)
     size = _wav_size(int(round(duration_s * SR)))
     todo = [j for j in jobs if not ((root / j["path"]).is_file() and (root / j["path"]).stat().st_size == size)]
     check_space(root, len(todo) * size, f"simulating {len(todo):,} clips of {duration_s:g} s",
@@ -322,9 +368,62 @@ def simulate_dataset(
             f"peak {worst[1]:.2f}); lower anomaly_strength or raise the SNR",
             stacklevel=2,
         )
-    meta = pd.DataFrame([_metadata_row(j, duration_s, anomaly_strength) for j in jobs])
     _merge_metadata(root, meta)
     return meta
+
+
+#: What ``metadata.csv`` records of each setting: a clip's columns that the setting determines.
+_SETTING_COLUMNS = {"seed": ("seed", "background_seed"), "duration": ("duration_s",),
+                    "anomaly strength": ("anomaly_level_db",), "anomaly kinds": ("anomaly_kind",)}
+
+
+def _check_settings(root: Path, meta: pd.DataFrame) -> None:
+    """Raise :class:`SettingsMismatchError` when clips on disk were simulated with other settings than ``meta``'s.
+
+    Compares, for the clips of ``meta`` that exist in ``root``, the rows ``<root>/metadata.csv``
+    holds for them with the planned ones (the seeds, duration, anomaly level and kind), and the
+    duration of every clip listed (one root holds one duration). A folder without ``metadata.csv``
+    passes.
+    """
+    path = root / "metadata.csv"
+    if not path.is_file():
+        return
+    try:
+        old = pd.read_csv(path, dtype={"machine_id": str})
+    except (OSError, ValueError) as err:
+        raise SettingsMismatchError(f"{path}: cannot be read ({err}); delete {root} and simulate again, "
+                                    "or simulate into a new folder") from None
+    columns = [c for cols in _SETTING_COLUMNS.values() for c in cols]
+    if "path" not in old.columns or not set(columns) <= set(old.columns):
+        raise SettingsMismatchError(f"{path} is not a simulator's metadata (columns {list(old.columns)[:6]}...); "
+                                    f"simulate into a new folder, or delete {root}")
+    both = meta[["path", *columns]].merge(old[["path", *columns]], on="path", suffixes=("", "_old"))
+    both = both.loc[np.array([(root / p).is_file() for p in both["path"]], dtype=bool)]
+    differ = [setting for setting, cols in _SETTING_COLUMNS.items() if any(not _same(both[c], both[f"{c}_old"]) for c in cols)]
+    if "anomaly strength" in differ and {"seed", "anomaly kinds"} & set(differ):
+        # a clip's anomaly level also follows its seed (the jitter) and kind (the type's offset): compare
+        # the levels of the clips whose seed and kind agree only
+        same_kind = both["anomaly_kind"].astype(str) == both["anomaly_kind_old"].astype(str)
+        alike = ((both["seed"] == both["seed_old"]) & same_kind).to_numpy()
+        if _same(both.loc[alike, "anomaly_level_db"], both.loc[alike, "anomaly_level_db_old"]):
+            differ.remove("anomaly strength")
+    durations = sorted(set(old["duration_s"]) - set(meta["duration_s"]))
+    if durations and "duration" not in differ:
+        differ.append("duration")
+    if differ:
+        detail = f" (its clips are {durations[0]:g} s, now {meta['duration_s'].iloc[0]:g} s)" if durations else ""
+        raise SettingsMismatchError(
+            f"{root} holds clips simulated with another {', '.join(differ)}{detail}, and one folder holds clips of one "
+            f"set of settings: simulate into a new folder, or delete {root} to start again")
+
+
+def _same(new: pd.Series, old: pd.Series) -> bool:
+    """Whether two columns agree: numbers to float rounding (NaN equal to NaN), anything else exactly."""
+    if pd.api.types.is_numeric_dtype(new) and pd.api.types.is_numeric_dtype(old):
+        if pd.api.types.is_integer_dtype(new) and pd.api.types.is_integer_dtype(old):
+            return bool((new.to_numpy() == old.to_numpy()).all())
+        return bool(np.allclose(new.to_numpy(float), old.to_numpy(float), rtol=1e-9, atol=1e-9, equal_nan=True))
+    return bool((new.astype(str).to_numpy() == old.astype(str).to_numpy()).all())
 
 
 def _merge_metadata(root: Path, meta: pd.DataFrame) -> None:
