@@ -122,6 +122,23 @@ def make_spec(profile: str | None = None, data_root: str | None = None, override
     return spec_from_parameters(build_profile(profile), data_root=build_data_root(data_root), **parameters)
 
 
+def page_machine(machine: str | None, spec: ExperimentSpec) -> str:
+    """The machine type a data page shows: its ``machine`` parameter, or the first of ``spec.machines``
+    when that is None.
+
+    Raises
+    ------
+    ValueError
+        ``machine`` is not among the spec's machine types, in one line naming both parameters and the fix.
+    """
+    if machine is None:
+        return spec.machines[0]
+    if machine not in spec.machines:
+        raise ValueError(f"machine={machine!r} is not among machines {list(spec.machines)}: the page shows a clip of one of "
+                         f"them; choose one, e.g. -p machine {spec.machines[0]}, or add {machine} to machines")
+    return machine
+
+
 def load_run(profile: str | None = None, data_root: str | None = None, results_dir: str | Path | None = None,
              overrides: Any = None, progress: bool = False, **parameters: Any):
     """The spec of a page's parameters and its finished results store.
@@ -176,7 +193,7 @@ def table1_frame(store, n_boot: int = 1000) -> pd.DataFrame:
 
     Columns: machine, metric, score, model, mic_pair, alpha, ours, ci_low, ci_high, n_seeds,
     seed_values, reported, difference, best (True for the highest "ours" per machine, metric and
-    score, the baseline included: the paper's bold cell).
+    score, the baseline included: the paper's bold cell; every cell of a tie).
     """
     from .tables import compare_with_reported, interval_summary
 
@@ -185,8 +202,8 @@ def table1_frame(store, n_boot: int = 1000) -> pd.DataFrame:
     frame = compare_with_reported(store.metrics(), interval_summary(store, n_boot=n_boot))
     frame["best"] = False
     rows = frame[(frame["machine"] != "average") & (frame["mic_pair"].astype(str) != MEAN_INPUT)]  # the paper's columns only
-    best = rows.groupby(["machine", "metric", "score"])["ours"].idxmax().dropna().astype(int)
-    frame.loc[best.to_numpy(), "best"] = True
+    top = rows.groupby(["machine", "metric", "score"])["ours"].transform("max")
+    frame.loc[rows.index[np.isclose(rows["ours"], top, rtol=0, atol=1e-9)], "best"] = True  # every cell of a tie
     return frame
 
 
@@ -305,6 +322,35 @@ def caption(label: str, text: str, spec: ExperimentSpec | None = None):
     return Markdown(f"**{label}.** {text}{origin}")
 
 
+def table1_caption(score: str, spec: ExperimentSpec, reported: bool = True) -> str:
+    """The caption text of one score's Table 1, true to the run: what a cell holds with this many seeds,
+    and, when the run leaves out some of the paper's machine types, what its Average row is over
+    (``reported``: the table shows the paper's values in parentheses)."""
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
+
+    n = len(spec.seeds)
+    under = ("the 95 % interval over seeds and test clips under it" if n >= MIN_SEEDS_FOR_INTERVAL else
+             f"the seeds' values under it, no interval with fewer than {MIN_SEEDS_FOR_INTERVAL} seeds" if n > 1 else "one seed")
+    text = (f"{score.upper()} score: ours, the mean over {n} seed{'s' if n != 1 else ''} ({under})"
+            + ("; the paper's reported value in parentheses" if reported else "") + "; AUC and pAUC in %.")
+    paper_machines = ("fan", "pump", "slider", "valve")
+    if reported and set(spec.machines) != set(paper_machines):
+        text += (f" The Average row is the harmonic mean over {', '.join(spec.machines)} only; the paper's Average, over all "
+                 "four machine types, is not comparable and is left out.")
+    return text
+
+
+def dual_configurations_text(spec: ExperimentSpec) -> str:
+    """How many dual configurations ``spec`` trains, and how they are made up: ``"8 dual configurations
+    (2 microphone pairs × 4 α)"``, ``"1 dual configuration"``."""
+    n = sum(ms.kind == "dual" for ms in spec.model_specs())
+    text = f"{n} dual configuration{'s' if n != 1 else ''}"
+    pairs, alphas = len(spec.mic_pairs), len(spec.alphas)
+    if n > 1 and n == pairs * alphas:
+        text += f" ({pairs} microphone pair{'s' if pairs != 1 else ''} × {alphas} α)"
+    return text
+
+
 def table1_summary(frame: pd.DataFrame, average_gain: pd.DataFrame) -> str:
     """Two sentences read off Table 1: the Average AUCs and who holds the bold cells.
 
@@ -312,17 +358,26 @@ def table1_summary(frame: pd.DataFrame, average_gain: pd.DataFrame) -> str:
     "average" rows by (metric, score).
     """
     parts = []
+    chance = CHANCE_AUC + CHANCE_MARGIN_POINTS
     for (metric, score), g in average_gain.iterrows():
         if metric != "AUC":
             continue
         verdict = f"a gain of {g['gain']:.2f} points" if g["gain"] > 0 else f"no gain ({signed(g['gain'], 2)} points)"
+        if max(g["baseline"], g["best dual"]) <= chance:
+            verdict += f", between detectors that do not beat chance ({CHANCE_AUC:g} %; at most {chance:g} % here)"
+        elif g["baseline"] <= chance:
+            verdict += f", from a baseline that does not beat chance ({CHANCE_AUC:g} %)"
         parts.append(f"{score_name(score)} {g['baseline']:.2f} % for the baseline against {g['best dual']:.2f} % for the best dual "
                      f"configuration ({g['best config']}): {verdict}")
-    rows = frame[(frame["machine"] != "average") & frame["best"]]
-    n_dual = int((rows["model"] == "dual").sum())
+    bold = frame[(frame["machine"] != "average") & frame["best"]]
+    groups = bold.groupby(["machine", "metric", "score"])["model"].agg(lambda m: (set(m) == {"dual"}, set(m) == {"baseline"}))
+    n_dual, n_base = sum(d for d, _ in groups), sum(b for _, b in groups)
     text = "Average AUC: " + "; ".join(parts) + ". " if parts else ""
-    text += (f"The bold (best) cell is a dual configuration in {share(n_dual, len(rows))} (machine type, metric, score) groups "
-             f"and the baseline in {len(rows) - n_dual}. The column \"Baseline (mean of channels)\" is not in the paper: it is the "
+    text += (f"The bold (best) cell is a dual configuration in {share(n_dual, len(groups))} (machine type, metric, score) groups "
+             f"and the baseline in {n_base}")
+    if len(groups) - n_dual - n_base:
+        text += f"; in {len(groups) - n_dual - n_base} the baseline and a dual configuration tie (both bold)"
+    text += (". The column \"Baseline (mean of channels)\" is not in the paper: it is the "
              f"baseline trained on the average of the 8 channels, as the DCASE 2023 code would load MIMII (see the Choices page); "
              f"it is left out of the bold cells.")
     return text
@@ -334,10 +389,28 @@ CHANNEL_SETS = {2: [4], 4: [4, 2, 6], 8: [1, 2, 3, 4, 5, 6, 7]}
 
 def pairs_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 2.0,
                seeds=None, **parameters: Any) -> ExperimentSpec:
-    """The four-pair grid of the dipole page: the baseline and the dual AE on every opposite pair, one α."""
+    """The four-pair grid of the dipole page: the baseline and the dual AE on every opposite pair, one α.
+
+    ``machines`` and ``seeds`` are lists or their JSON text, as papermill's ``-p`` passes them.
+    """
     seeds = parse_list(seeds, "seeds") or make_spec(profile, data_root).seeds
-    return make_spec(profile, data_root, machines=parse_list(list(machines), "machines"), mic_pairs=OPPOSITE_PAIRS,
+    return make_spec(profile, data_root, machines=parse_list(machines, "machines"), mic_pairs=OPPOSITE_PAIRS,
                      alphas=[float(alpha)], seeds=seeds, baseline_mean=False, **parameters)
+
+
+def sweep_skip_reason(spec: ExperimentSpec, machine: str = "fan") -> str | None:
+    """Why the dipole page's direction sweep cannot run on ``spec``'s grid, with the fix; None when it can.
+
+    The sweep moves a spatial anomaly of a simulated ``machine`` unit around the array and scores it with
+    that machine type's detectors of the grid: it needs simulated data and ``machine`` among ``machines``.
+    """
+    if not spec.simulated:
+        return "it needs simulated data: real recordings cannot move an anomaly"
+    if machine not in spec.machines:
+        chosen = ",".join(f'"{m}"' for m in [machine, *spec.machines])  # no space: a wrapped line keeps it whole
+        return (f"it moves an anomaly of a simulated {machine}, and {machine} is not among machines ({', '.join(spec.machines)}); "
+                f"add it, e.g. -p machines '[{chosen}]'")
+    return None
 
 
 def pairs_table(summary: pd.DataFrame, metric: str = "AUC") -> pd.DataFrame:
@@ -351,19 +424,91 @@ def pairs_table(summary: pd.DataFrame, metric: str = "AUC") -> pd.DataFrame:
     return table[[c for c in table.columns if c != "baseline"] + ["baseline"]].rename_axis(columns=None)
 
 
+CHANNEL_SETS_HINT = ("give it as JSON mapping a number of channels to the microphones subtracted from mic 0, "
+                     "e.g. -p channel_sets '{\"2\": [4], \"3\": [4, 2]}'")
+
+
+def _channel_count(key: Any) -> int | None:
+    """A ``channel_sets`` key as an int (JSON keys are strings), or None when it is not a whole number."""
+    if isinstance(key, str) and key.strip().isdigit():
+        return int(key)
+    return key if isinstance(key, int) and not isinstance(key, bool) else None
+
+
+def parse_channel_sets(channel_sets: Any = None) -> dict[int, list[int]]:
+    """The more-microphones page's ``channel_sets`` parameter, checked: number of channels -> the
+    microphones whose differences from mic 0 are the extra channels, ordered by number of channels.
+
+    Parameters
+    ----------
+    channel_sets : dict, str or None
+        A dict, the JSON/YAML text papermill's ``-p`` passes (``'{"2": [4], "3": [4, 2]}'``; its string
+        keys become ints), or None for :data:`CHANNEL_SETS`.
+
+    Raises
+    ------
+    ValueError
+        In one line naming ``channel_sets`` and the fix: the text is not a mapping, a key is not the
+        number of channels (1 + the microphones listed), or a microphone is not one of 1-7 or repeats.
+    """
+    from .config import N_MICS
+
+    if channel_sets is None:
+        return {n: list(m) for n, m in sorted(CHANNEL_SETS.items())}
+    value = channel_sets
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            value = None
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"channel_sets={channel_sets!r} is not a mapping; {CHANNEL_SETS_HINT}")
+    sets = {}
+    for key, mics in value.items():
+        ok = isinstance(mics, (list, tuple)) and mics and len(set(mics)) == len(mics)
+        if not (ok and all(isinstance(m, int) and not isinstance(m, bool) and 1 <= m < N_MICS for m in mics)):
+            raise ValueError(f"channel_sets: {key!r}: {mics!r} is not a list of distinct microphones 1-{N_MICS - 1}; {CHANNEL_SETS_HINT}")
+        n, many = _channel_count(key), "s" if len(mics) > 1 else ""
+        if n != len(mics) + 1:
+            raise ValueError(f"channel_sets: key {key!r} should be {len(mics) + 1}, the number of channels of {mics!r} "
+                             f"(mic 0 and {len(mics)} difference{many}); {CHANNEL_SETS_HINT}")
+        if n in sets:
+            raise ValueError(f"channel_sets: {n} channels are given twice; {CHANNEL_SETS_HINT}")
+        sets[n] = [int(m) for m in mics]
+    return dict(sorted(sets.items()))
+
+
+def and_join(items) -> str:
+    """``"2, 4 and 8"``: items as text, the last two joined by "and"."""
+    words = [str(i) for i in items]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def channel_sets_text(channel_sets: Any = None) -> str:
+    """What each number of channels is, for a caption: ``"1: the baseline on mic 0; 2: mic 0 and its
+    difference with mic 4; ..."`` (``channel_sets`` as :func:`parse_channel_sets` takes it)."""
+    parts = ["1: the baseline on mic 0"]
+    for n, mics in parse_channel_sets(channel_sets).items():
+        many = "s" if len(mics) > 1 else ""
+        parts.append(f"{n}: mic 0 and its difference{many} with mic{many} {', '.join(map(str, mics))}")
+    return "; ".join(parts)
+
+
 def channels_spec(profile: str | None = None, data_root: str | None = None, machines=("fan",), alpha: float = 1.0,
-                  channel_sets: dict | None = None, seeds=None, **parameters: Any) -> ExperimentSpec:
-    """The more-microphones grid: the baseline and the multi-channel AE with 2, 3, 4 and 8 channels.
+                  channel_sets: Any = None, seeds=None, **parameters: Any) -> ExperimentSpec:
+    """The more-microphones grid: the baseline and the multi-channel AE with each number of channels of
+    ``channel_sets`` (:func:`parse_channel_sets`; default :data:`CHANNEL_SETS`: 2, 4 and 8).
 
     The differences are taken from microphone 0; the difference channels share a total weight
     ``alpha`` (``alpha_k = alpha / (N - 1)``) so that only the number of channels changes.
+    ``machines`` and ``seeds`` are lists or their JSON text, as papermill's ``-p`` passes them.
     """
     from .modelspec import ModelSpec
 
-    channel_sets = channel_sets or CHANNEL_SETS
+    channel_sets = parse_channel_sets(channel_sets)
     models = [ModelSpec.baseline(0).to_dict()]
     models += [ModelSpec(0, tuple(o), (alpha / len(o),) * len(o)).to_dict() for o in channel_sets.values()]
-    return make_spec(profile, data_root, machines=parse_list(list(machines), "machines"), models=models,
+    return make_spec(profile, data_root, machines=parse_list(machines, "machines"), models=models,
                      seeds=parse_list(seeds, "seeds"), **parameters)
 
 
@@ -377,7 +522,7 @@ def leak_specs(profile: str | None = None, data_root: str | None = None, machine
     the same machine sound and anomaly, different noise); ``"recording"`` keeps each recording on one
     side of the split, ``"clip"`` draws clips independently, so a test clip's twin can be trained on.
     """
-    base = dict(machines=parse_list(list(machines), "machines"), models=[{"ref": 0}], n_test=min(100, make_spec(profile, data_root).n_test))
+    base = dict(machines=parse_list(machines, "machines"), models=[{"ref": 0}], n_test=min(100, make_spec(profile, data_root).n_test))
     if build_data_root(data_root) is None:
         base["simulator"] = {"snrs_db": LEAK_SNRS}
     return {groups: make_spec(profile, data_root, split_groups=groups, **base) for groups in ("recording", "clip")}
@@ -424,6 +569,7 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
         row = {"machine": machine, "baseline": b["mean"]}
         clear = 0
         above = 0
+        tops = []
         best_pair, best_value = None, -np.inf
         for pair, group in sm[sm["model"] == "dual"].groupby("mic_pair"):
             top = group.loc[group["mean"].idxmax()]
@@ -431,30 +577,48 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
             row[f"α {pair}"] = f"{top['alpha']:g}"  # as the other tables print α
             above += bool(top["mean"] > b["mean"])
             clear += bool(pd.notna(top["ci_low"]) and pd.notna(b["ci_high"]) and top["ci_low"] > b["ci_high"])
+            tops.append(top)
             if top["mean"] > best_value:
                 best_pair, best_value = pair, top["mean"]
+        has_intervals = all(pd.notna(x["ci_low"]) for x in [b, *tops])
         row.update({"best pair": best_pair, "pairs with an α above the baseline": above,
-                    "pairs whose best α is clearly above (intervals apart)": clear})
+                    "pairs whose best α is clearly above (intervals apart)": clear if has_intervals else pd.NA,
+                    "pairs' best intervals overlap": _intervals_overlap(tops) if has_intervals else pd.NA})
         rows.append(row)
     table = pd.DataFrame(rows).set_index("machine")
     if table.empty:
         return table, "There is no dual configuration to read."
-    n_pairs = len([c for c in table.columns if c.startswith("best ") and c != "best pair"])
-    pairs = table["best pair"].value_counts()
-    depends = len(pairs) > 1
-    all_above = int((table["pairs with an α above the baseline"] == n_pairs).sum())
-    all_clear = int((table["pairs whose best α is clearly above (intervals apart)"] == n_pairs).sum())
     pair_cols = [c for c in table.columns if c.startswith("best ") and c != "best pair"]
-    margin = (table[pair_cols].max(axis=1) - table[pair_cols].min(axis=1)) if len(pair_cols) > 1 else pd.Series(0.0, index=table.index)
-    close = int((margin < 2.0).sum())
+    n_pairs, n = len(pair_cols), len(table)
+    pairs = table["best pair"].value_counts()
+    types = "machine type" if n == 1 else "machine types"
     text = (f"The best pair ({metric}, {score_name(score)}) is " +
-            ", ".join(f"{p} for {share(int(n), len(table))} machine types" for p, n in pairs.items()) +
-            (" — it differs between machines, as in the paper, " if depends else " — the same pair on every machine, unlike the paper's reading, ") +
-            f"but the two pairs' best values are within 2 points of each other for {share(close, len(table))} machine types, well inside their intervals. "
-            f"Some α of every pair is above the baseline for {share(all_above, len(table))} machine types (the paper: all four); "
-            f"with intervals apart from the baseline's for {share(all_clear, len(table))} (a strict test: overlapping intervals "
-            "can hide a real difference; the How sure? page tests the gains paired on the same clips).")
+            ", ".join(f"{p} for {share(int(k), n)} {types}" for p, k in pairs.items()))
+    if n == 1:
+        text += " (with one machine type, whether the best pair depends on the machine, as the paper reads, cannot be seen)"
+    else:
+        text += " — it differs between machines, as in the paper" if len(pairs) > 1 else " — the same pair on every machine, unlike the paper's reading"
+    if n_pairs > 1:
+        close = int(((table[pair_cols].max(axis=1) - table[pair_cols].min(axis=1)) < 2.0).sum())
+        text += f"; the pairs' best values are within 2 points of each other for {share(close, n)} {types}"
+        overlap = table["pairs' best intervals overlap"].dropna()
+        if len(overlap) == n:
+            text += f", and their intervals overlap for {share(int(overlap.astype(bool).sum()), n)}"
+    text += (f". Some α of every pair is above the baseline for {share(int((table['pairs with an α above the baseline'] == n_pairs).sum()), n)} "
+             f"{types} (the paper: all four)")
+    clear = table["pairs whose best α is clearly above (intervals apart)"].dropna()
+    if len(clear) == n:
+        text += (f"; with intervals apart from the baseline's for {share(int((clear == n_pairs).sum()), n)} (a strict test: "
+                 "overlapping intervals can hide a real difference; the How sure? page tests the gains paired on the same clips).")
+    else:
+        text += ("; whether clearly so cannot be read: with fewer than 3 seeds no interval is computed (the How sure? page "
+                 "compares the configurations paired on the same clips).")
     return table, text
+
+
+def _intervals_overlap(rows) -> bool:
+    """Whether the intervals (``ci_low``, ``ci_high``) of all ``rows`` share a point."""
+    return max(r["ci_low"] for r in rows) <= min(r["ci_high"] for r in rows)
 
 
 def gain_reading_sentence(readings: pd.DataFrame, stated: dict, tolerance: float = 0.015) -> str:
@@ -491,16 +655,19 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
 
     Columns: machine, score, model, baseline AUC, dual AUC (means over seeds, %), ΔAUC and its
     paired-bootstrap 95 % interval (points; test clips and training seeds resampled, the same clips
-    and seeds for both models), the bootstrap p-value, and DeLong's test run on each seed's pair of trained models:
+    and seeds for both models; with fewer than :data:`~asdlib.intervals.MIN_SEEDS_FOR_INTERVAL`
+    seeds, the clips only: :func:`paired_interval_scope`), the bootstrap p-value, and DeLong's test run on each seed's pair of trained models:
     ``DeLong seeds +`` and ``DeLong seeds −``, the number of seeds where it finds the dual model
     better or worse at p < 0.05 (NaN where a class has fewer than 2 test clips). DeLong's test holds
     one trained pair fixed, so its seeds can disagree in sign; a median of their p-values would hide
     that.
     """
     from .book_data import model_label
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
     from .metrics import paired_bootstrap_auc_difference, roc_auc
 
     spec = store.spec
+    resample_seeds = len(spec.seeds) >= MIN_SEEDS_FOR_INTERVAL
     specs = spec.model_specs()
     baseline = next(ms for ms in specs if ms.kind == "baseline")
     rows = []
@@ -513,13 +680,33 @@ def paired_comparisons(store, n_boot: int = 2000) -> pd.DataFrame:
                 if ms.kind != "dual":
                     continue
                 d = np.stack([store.test_scores(machine, s, ms.name)[score].to_numpy() for s in spec.seeds])
-                boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0, resample_seeds=True)
+                boot = paired_bootstrap_auc_difference(y, d, b, n_boot=n_boot, seed=0, resample_seeds=resample_seeds)
                 rows.append({"machine": machine, "score": score, "model": model_label(ms),
                              "baseline AUC": 100 * np.mean([roc_auc(y, row) for row in b]),
                              "dual AUC": 100 * np.mean([roc_auc(y, row) for row in d]),
                              "ΔAUC": 100 * boot.difference, "Δ low": 100 * boot.ci_low, "Δ high": 100 * boot.ci_high,
                              "bootstrap p": boot.p_value, **_delong_by_seed(y, d, b)})
     return pd.DataFrame(rows)
+
+
+def paired_interval_scope(n_seeds: int) -> str:
+    """What the paired bootstrap of :func:`paired_comparisons` redraws for ``n_seeds`` training seeds,
+    and so what its interval answers: a clause for the How-sure page.
+
+    From :data:`~asdlib.intervals.MIN_SEEDS_FOR_INTERVAL` seeds on, the seeds are redrawn with the
+    clips (the method); with fewer, two values say nothing about a spread, so only the clips are
+    redrawn (these trained models).
+    """
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
+
+    if n_seeds >= MIN_SEEDS_FOR_INTERVAL:
+        return ("every replicate redraws the test clips and the training seeds, the same clips and seeds for both models, "
+                "so the interval covers the training's randomness as well as the finite test set: it asks whether the "
+                "method is better, not whether these trained models are")
+    return (f"with {n_seeds} training seed{'s' if n_seeds != 1 else ''}, fewer than {MIN_SEEDS_FOR_INTERVAL}, the seeds "
+            "are not redrawn: every replicate redraws the test clips only, the same clips for both models, so the interval "
+            "covers the finite test set but not the training's randomness: it asks whether these trained models differ, "
+            "not whether the method is better")
 
 
 def _delong_by_seed(y: np.ndarray, dual: np.ndarray, base: np.ndarray, level: float = 0.05) -> dict[str, float]:
@@ -576,6 +763,9 @@ def how_sure_summary(widths, seed_ranges, best: pd.DataFrame, n_seeds: int) -> s
                 f"significantly better than the baseline (5 %) in {share(n_better, len(best))} (machine type, score) pairs")
         if n_worse:
             text += (f", and significantly worse in {n_worse}: there every dual configuration scores below the baseline")
+        if n_seeds < MIN_SEEDS_FOR_INTERVAL:
+            text += (f" (for these trained models only: with {n_seeds} seed{'s' if n_seeds != 1 else ''} the paired bootstrap "
+                     "redraws the test clips, not the seeds)")
         parts.append(text + ".")
         parts.append(delong_reading(best, n_seeds))
     text = " ".join(parts)
@@ -631,7 +821,10 @@ def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), f
 
 
 def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> tuple[pd.DataFrame, str]:
-    """The more-microphones curve as a table (channels -> mean and interval) and a sentence read off it."""
+    """The more-microphones curve as a table (channels -> mean and interval) and a sentence read off it
+    (saying so when there is no interval to test a difference with)."""
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
+
     s = summary[(summary["score"] == score) & (summary["metric"] == metric) & (summary["machine"] != "average")].copy()
     s["channels"] = s["mic_pair"].map(lambda p: 1 if p == "" else len(str(p).split("-")))
     table = s.groupby(["machine", "channels"])[["mean", "ci_low", "ci_high", "n_seeds"]].first()
@@ -648,14 +841,63 @@ def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> 
                      "differ from it (an overlap does not show that they are equal)" if not apart
                      else f"; intervals apart from the dual AE's (2 channels) for {', '.join(map(str, apart))} channels")
         parts.append(text)
-    return table, ". ".join(parts) + "."
+    text = ". ".join(parts) + "."
+    if table[["ci_low", "ci_high"]].isna().any().any():
+        n = int(table["n_seeds"].min())
+        text += (f" With {n} seed{'s' if n != 1 else ''} no interval is computed (fewer than {MIN_SEEDS_FOR_INTERVAL}), "
+                 "so no difference between these counts of channels is tested: other seeds may pick another best.")
+    return table, text
+
+
+def seeds_interval_text(n_seeds: int, where: str = "") -> str:
+    """A caption's account of a mean over seeds and its interval, true to ``n_seeds``:
+    ``"mean over 3 seeds and its 95 % interval over seeds and test clips"`` + ``where``, or, with fewer than
+    :data:`~asdlib.intervals.MIN_SEEDS_FOR_INTERVAL` seeds, ``"mean over 2 seeds; no interval with fewer than 3 seeds"``."""
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
+
+    seeds = f"mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    if n_seeds >= MIN_SEEDS_FOR_INTERVAL:
+        return f"{seeds} and its 95 % interval over seeds and test clips{where}"
+    return f"{seeds}; no interval with fewer than {MIN_SEEDS_FOR_INTERVAL} seeds"
+
+
+def channels_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`channels_reading`'s table as the page shows it: rounded, its columns named, and the interval
+    columns left out when no row has an interval (fewer than three seeds) rather than shown as NaN."""
+    shown = table.drop(columns=[c for c in ("ci_low", "ci_high") if table[c].isna().all()])
+    return shown.round(1).rename(columns={"mean": "mean over seeds", "ci_low": "95 % low", "ci_high": "95 % high", "n_seeds": "seeds"})
+
+
+KIND_GAP_POINTS = 2.0
+"""Smallest mean difference (points) between the gains on spatial and on spectral anomalies that
+:func:`anomaly_kind_verdict` reads as a direction."""
+
+CHANCE_AUC = 50.0
+"""AUC (%) of a detector that ranks at random."""
+
+CHANCE_MARGIN_POINTS = 2.0
+"""A detector whose mean AUC is at most :data:`CHANCE_AUC` plus this many points does not beat chance
+on the Spatial-versus-spectral page (:func:`at_chance`)."""
 
 
 def gain_by_anomaly_kind(auc: pd.DataFrame) -> pd.DataFrame:
-    """From :func:`auc_by_anomaly_kind`: per (score, anomaly, machine), the baseline's AUC, the best dual's
-    (best configuration by its mean over seeds, chosen on these test clips), the gain in points, the
-    lowest and highest gain of one seed (that configuration against the baseline of the same seed), and
-    the best configuration's name (``best model``)."""
+    """The dual AE's gain per anomaly kind, from :func:`auc_by_anomaly_kind`.
+
+    Parameters
+    ----------
+    auc : pandas.DataFrame
+        Long form with columns score, anomaly, machine, kind, model, seed, AUC (and, optionally,
+        mic_pair and alpha, which name the configuration).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by (score, anomaly, machine): the baseline's AUC, the best dual's (the configuration
+        with the highest mean over seeds, picked separately for each anomaly kind and machine type
+        on these test clips), the gain in points, the lowest and highest gain of one seed (that
+        configuration against the baseline of the same seed), the configuration as the page names
+        it (``best config``, e.g. ``"0-4, α=0.1"``) and its model name (``best model``).
+    """
     keys = ["score", "anomaly", "machine"]
     mean = auc.groupby(keys + ["kind", "model"])["AUC"].mean().reset_index()
     base = mean[mean["kind"] == "baseline"].set_index(keys)["AUC"]
@@ -663,11 +905,21 @@ def gain_by_anomaly_kind(auc: pd.DataFrame) -> pd.DataFrame:
     best = duals.loc[duals.groupby(keys)["AUC"].idxmax()].set_index(keys)
     out = pd.DataFrame({"baseline": base, "best dual": best["AUC"]})
     out["gain"] = out["best dual"] - out["baseline"]
-    out["best model"] = best["model"]
-    per_seed = seed_gains(auc, out["best model"])
+    per_seed = seed_gains(auc, best["model"])
     out["gain, lowest seed"] = per_seed.groupby(level=keys).min()
     out["gain, highest seed"] = per_seed.groupby(level=keys).max()
+    out["best config"] = best["model"].map(config_names(auc))
+    out["best model"] = best["model"]
     return out
+
+
+def config_names(auc: pd.DataFrame) -> dict:
+    """Model name → ``"0-4, α=0.1"`` (mic pair and α, as Table 10.1 prints a configuration), from the
+    mic_pair and alpha columns of :func:`auc_by_anomaly_kind`; the model name where they are missing."""
+    models = auc.drop_duplicates("model").set_index("model")
+    if not {"mic_pair", "alpha"} <= set(models.columns):
+        return {m: m for m in models.index}
+    return {m: f"{r['mic_pair']}, α={r['alpha']:g}" for m, r in models.iterrows()}
 
 
 def seed_gains(auc: pd.DataFrame, best_model: pd.Series) -> pd.Series:
@@ -680,46 +932,174 @@ def seed_gains(auc: pd.DataFrame, best_model: pd.Series) -> pd.Series:
     return (dual - base).dropna()
 
 
-def anomaly_kind_reading(gains: pd.DataFrame, per_seed: pd.Series | None = None) -> str:
-    """Sentences read off :func:`gain_by_anomaly_kind`: which kind the dual AE helps more, and whether
-    that agrees with the premise that the difference channel helps with *spatial* anomalies.
+def at_chance(auc_percent: float) -> bool:
+    """Whether a mean AUC (%) does not beat chance: at most :data:`CHANCE_AUC` +
+    :data:`CHANCE_MARGIN_POINTS`."""
+    return bool(auc_percent <= CHANCE_AUC + CHANCE_MARGIN_POINTS)
 
-    With ``per_seed`` (:func:`seed_gains`), each score's sentence also says how far the difference
-    between the kinds' mean gains moves from one training seed to another."""
-    parts, unclear = [], []
+
+def all_seeds_agree_by_chance(n_seeds: int) -> float:
+    """Probability that ``n_seeds`` independent differences, each as likely positive as negative, all
+    have the same sign: ``0.5 ** (n_seeds - 1)`` (50 % for 2 seeds, 6 % for 5)."""
+    return 0.5 ** (n_seeds - 1)
+
+
+def anomaly_kind_rule(n_seeds: int) -> str:
+    """The rule :func:`anomaly_kind_verdict` applies, in words, for a run with ``n_seeds`` seeds."""
+    limit = f"{CHANCE_AUC + CHANCE_MARGIN_POINTS:g} %"
+    text = (f"The page names a direction only when (1) every machine type's baseline beats chance on both kinds "
+            f"(mean AUC above {limit}; at or below it a gain lifts a detector toward chance, so no verdict is read), "
+            f"(2) there are at least 2 training seeds and every seed's difference, spatial minus spectral gain (mean over "
+            f"machine types), has the same sign, (3) the mean difference is at least {KIND_GAP_POINTS:g} points, and "
+            f"(4) more than half of the machine types show it; otherwise it says there is no clear difference and why.")
+    if n_seeds < 2:
+        return text + (f" This run has {n_seeds} seed: training is chaotic and one seed is one sample, "
+                       "so no direction is stated.")
+    chance = all_seeds_agree_by_chance(n_seeds)
+    return text + (f" This is a consistency rule, not a significance test: with {n_seeds} seeds and no true difference, "
+                   f"all seeds agree in sign by chance with probability {100 * chance:.0f} %.")
+
+
+def anomaly_kind_verdict(seed_diffs, machine_diffs, baselines) -> tuple[str, list[str]]:
+    """Which kind the dual AE helps more, by the rule of :func:`anomaly_kind_rule`.
+
+    Parameters
+    ----------
+    seed_diffs : array-like
+        Per training seed, the gain on spatial anomalies minus the gain on spectral ones (points,
+        mean over machine types).
+    machine_diffs : array-like
+        The same per machine type (mean over seeds).
+    baselines : array-like
+        The baseline's mean AUC (%) on every (anomaly kind, machine type).
+
+    Returns
+    -------
+    verdict : str
+        ``"spatial"`` or ``"spectral"`` (the kind helped more), ``"unclear"`` (no clear
+        difference), ``"chance"`` (a baseline does not beat chance) or ``"one seed"``.
+    reasons : list of str
+        For ``"unclear"``, the conditions that failed, as clauses.
+    """
+    seed_diffs, machine_diffs = finite(seed_diffs), finite(machine_diffs)
+    if any(at_chance(b) for b in finite(baselines)):
+        return "chance", []
+    if len(seed_diffs) < 2:
+        return "one seed", []
+    mean = float(seed_diffs.mean())
+    sign = np.sign(mean)
+    reasons = []
+    if not (np.sign(seed_diffs) == sign).all() or sign == 0:
+        reasons.append("the seeds do not all have the same sign")
+    if abs(mean) < KIND_GAP_POINTS:
+        reasons.append(f"the mean difference, {signed(mean)} points, is under {KIND_GAP_POINTS:g}")
+    n_with = int((np.sign(machine_diffs) == sign).sum()) if sign != 0 else 0
+    if sign != 0 and 2 * n_with <= len(machine_diffs):
+        reasons.append(f"only {share(n_with, len(machine_diffs))} machine types have the larger gain on "
+                       f"{'spatial' if sign > 0 else 'spectral'} anomalies")
+    if reasons:
+        return "unclear", reasons
+    return ("spatial" if sign > 0 else "spectral"), []
+
+
+def _configs_clause(g: pd.DataFrame) -> str:
+    """The best configurations in one score's rows of :func:`gain_by_anomaly_kind`, as a clause:
+    ``"0-4, α=0.1 for both kinds"``, ``"0-4, α=0.1 for spatial anomalies, 2-6, α=10 for spectral ones"``,
+    or, where a kind's best configuration differs between machine types, a pointer to Table 10.1."""
+    spatial, spectral = (g.xs(kind, level="anomaly")["best config"].unique() for kind in ("spatial", "spectral"))
+    if len(spatial) > 1 or len(spectral) > 1:
+        return "one per kind and machine type, named in Table 10.1"
+    if spatial[0] == spectral[0]:
+        return f"{spatial[0]} for both kinds"
+    return f"{spatial[0]} for spatial anomalies, {spectral[0]} for spectral ones"
+
+
+def _chance_clause(g: pd.DataFrame) -> str:
+    """The detectors of one score that do not beat chance (:func:`at_chance`), as a clause; ``""`` if none."""
+    cells = [f"the {detector} on {anomaly} anomalies of {machine} ({auc:.1f} %)"
+             for (anomaly, machine), row in g.droplevel("score").iterrows()
+             for detector, auc in (("baseline", row["baseline"]), ("best dual", row["best dual"])) if at_chance(auc)]
+    if not cells:
+        return ""
+    listed = cells[0] if len(cells) == 1 else ", ".join(cells[:-1]) + " and " + cells[-1]
+    return f"at or below chance (mean AUC at most {CHANCE_AUC + CHANCE_MARGIN_POINTS:g} %): {listed}"
+
+
+def anomaly_kind_reading(gains: pd.DataFrame, per_seed: pd.Series) -> str:
+    """Sentences read off :func:`gain_by_anomaly_kind`: which kind the dual AE helps more, by the rule of
+    :func:`anomaly_kind_rule`, and whether that agrees with the premise that the difference channel
+    helps with *spatial* anomalies.
+
+    Parameters
+    ----------
+    gains : pandas.DataFrame
+        :func:`gain_by_anomaly_kind`.
+    per_seed : pandas.Series
+        :func:`seed_gains` of the same configurations: each seed's difference between the kinds.
+
+    Returns
+    -------
+    str
+        One sentence per score (the configurations, the mean gains, the per-machine count, the seeds'
+        range, detectors that do not beat chance, the verdict), then what they say about the premise.
+    """
+    parts, verdicts = [], {}
     for score, g in gains.groupby(level="score"):
-        by_kind = g["gain"].groupby(level="anomaly").mean()
-        spatial, spectral = by_kind.get("spatial", np.nan), by_kind.get("spectral", np.nan)
         per_machine = g["gain"].droplevel("score").unstack("anomaly")
-        n_more = int((per_machine["spatial"] > per_machine["spectral"]).sum()) if {"spatial", "spectral"} <= set(per_machine) else 0
-        unclear.append(abs(spatial - spectral) < 2.0)
-        if unclear[-1]:
-            verdict = f"no clear difference between the kinds (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types)"
-        elif spatial > spectral:
-            verdict = f"as the premise of this page expects (larger on spatial anomalies for {share(n_more, len(per_machine))} machine types)"
+        if not {"spatial", "spectral"} <= set(per_machine):
+            continue
+        machine_diffs = (per_machine["spatial"] - per_machine["spectral"]).dropna()
+        by_seed = per_seed.xs(score, level="score").groupby(level=["anomaly", "seed"]).mean().unstack("anomaly")
+        seed_diffs = (by_seed["spatial"] - by_seed["spectral"]).dropna()
+        verdict, reasons = anomaly_kind_verdict(seed_diffs, machine_diffs, g["baseline"])
+        verdicts[score] = verdict
+        spatial, spectral = per_machine["spatial"].mean(), per_machine["spectral"].mean()
+        text = (f"{score_name(score)}: the best dual configuration of each kind, picked on these test clips "
+                f"({_configs_clause(g)}), "
+                f"changes the AUC by {signed(spatial)} points on spatial anomalies and {signed(spectral)} on spectral ones "
+                f"(mean over machine types); the gain is larger on spatial anomalies for "
+                f"{share(int((machine_diffs > 0).sum()), len(machine_diffs))} machine types")
+        if len(seed_diffs) > 1:
+            text += (f"; from one seed to another, spatial minus spectral ranges from {signed(seed_diffs.min())} to "
+                     f"{signed(seed_diffs.max())} points")
         else:
-            verdict = "against the premise of this page: here the dual AE helps spectral anomalies more than spatial ones"
-        text = (f"{score_name(score)}: the best dual configuration changes the AUC by {signed(spatial)} points on spatial anomalies and "
-                f"{signed(spectral)} on spectral ones (mean over machine types), {verdict}")
-        if per_seed is not None and score in per_seed.index.get_level_values("score"):
-            by_seed = per_seed.xs(score, level="score").groupby(level=["anomaly", "seed"]).mean().unstack("anomaly")
-            if {"spatial", "spectral"} <= set(by_seed.columns) and len(by_seed) > 1:
-                diff = by_seed["spatial"] - by_seed["spectral"]
-                text += (f"; from one seed to another, spatial minus spectral ranges from {signed(diff.min())} to "
-                         f"{signed(diff.max())} points")
+            text += "; with one training seed this is one sample of a chaotic training"
+        chance = _chance_clause(g)
+        if chance:
+            text += f"; {chance}"
+        text += " — " + {
+            "chance": "a gain from a baseline that does not beat chance lifts a detector toward chance rather than showing "
+                      "what the difference channel hears, so no verdict on the premise is read off this score",
+            "one seed": "so no direction is stated",
+            "spatial": "the dual AE helps spatial anomalies more, as the premise of this page expects",
+            "spectral": "against the premise of this page, the dual AE helps spectral anomalies more than spatial ones",
+            "unclear": "no clear difference between the kinds, since " + " and ".join(reasons),
+        }[verdict]
         parts.append(text)
-    text = "; ".join(parts) + ". The best configuration is picked on the same test clips, so both gains are optimistic."
-    if unclear and all(unclear):
-        text += " So the data do not support the premise of this page."
-    return text
+    return ". ".join(parts) + ". " + _premise_summary(verdicts) + (
+        " Each kind's best configuration is picked on the same test clips, so both gains are optimistic.")
+
+
+def _premise_summary(verdicts: dict) -> str:
+    """What the scores' verdicts (:func:`anomaly_kind_verdict`) say together about the page's premise."""
+    found = {v: [score_name(s) for s, x in verdicts.items() if x == v] for v in ("spatial", "spectral")}
+    if found["spatial"] and found["spectral"]:
+        return "The scores disagree, so the data neither support nor contradict the premise of this page."
+    if found["spatial"]:
+        return f"So the data support the premise of this page ({', '.join(found['spatial'])}), by the rule below."
+    if found["spectral"]:
+        return f"So the data go against the premise of this page ({', '.join(found['spectral'])})."
+    if "unclear" in verdicts.values():
+        return "So the data do not support the premise of this page."
+    return "So this run cannot test the premise of this page."
 
 
 def training_projection(spec: ExperimentSpec, results_dir: str | Path | None = None) -> pd.DataFrame:
     """Training seconds of a finished run, and the paper profile's training time projected from them.
 
     A fused group's models share its wall time (each cell records its share), so the sum over cells is
-    the total. Time is taken as proportional to training vectors x epochs x seeds x machine types for
-    the same grid of models; the paper's clips are 10 s.
+    the total. Time is taken as proportional to training vectors x epochs x models x seeds x machine
+    types, as :func:`grid_cost_projection` scales a grid's training; the paper's clips are 10 s.
     """
     import json
 
@@ -735,13 +1115,36 @@ def training_projection(spec: ExperimentSpec, results_dir: str | Path | None = N
 
     def work(s: ExperimentSpec) -> float:
         clip_s = s.simulator_settings()["duration_s"] if s.simulated else 10.0
-        return 0.9 * s.n_train * n_vectors(int(clip_s * 16_000), s.model_config()) * s.model_config().epochs * len(s.seeds) * len(s.machines)
+        return (0.9 * s.n_train * n_vectors(int(clip_s * 16_000), s.model_config()) * s.model_config().epochs
+                * len(s.model_specs()) * len(s.seeds) * len(s.machines))
 
     paper = profile("paper", data_root="/mimii")
     hours = seconds * work(paper) / work(spec) / 3600
     return pd.DataFrame({"training seconds measured": [round(seconds)], "run": [spec.run_id()],
                          "projected hours, paper profile": [round(hours, 1)],
                          "per seed": [round(hours / len(paper.seeds), 1)], "device": [prov["device"]]})
+
+
+def leak_verdict(intervals, n_seeds: int) -> str:
+    """What the split comparison's AUC intervals show, as the end of :func:`leak_comparison`'s sentence.
+
+    Parameters
+    ----------
+    intervals : list of ((low, high), (low, high))
+        Per (machine type, score), the 95 % interval split by recording and split by clip; NaN bounds
+        where none was computed.
+    n_seeds : int
+        Seeds of the runs, named when there is no interval.
+    """
+    from .intervals import MIN_SEEDS_FOR_INTERVAL
+
+    if not intervals or any(np.isnan(np.asarray(pair, dtype=float)).any() for pair in intervals):
+        return (f"with {n_seeds} seed{'s' if n_seeds != 1 else ''} no interval is computed (fewer than {MIN_SEEDS_FOR_INTERVAL}), so "
+                "this comparison cannot tell a leak effect from the seeds' and test clips' spread; the split by recording stays the correct one")
+    if all(not (a[1] < b[0] or b[1] < a[0]) for a, b in intervals):
+        return ("the intervals overlap in every case, so this comparison cannot show a leak effect at this size (an overlap does not "
+                "show that there is none); the split by recording stays the correct one")
+    return "in some cases the intervals are apart: the leak changes the result"
 
 
 def leak_comparison(stores: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -767,14 +1170,8 @@ def leak_comparison(stores: dict) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     n_test = twins.loc[twins["split by"] == "clip", "test clips"].sum()
     n_twins_rec = twins.loc[twins["split by"] == "recording", "test clips with a twin in training"].sum()
     auc = table.xs("AUC", level="metric")["clip − recording (points)"]
-    overlap = []
-    for key in auc.index:
-        a = stores_summary[("recording", key[0], "AUC", key[1])]
-        b = stores_summary[("clip", key[0], "AUC", key[1])]
-        overlap.append(not (a[1] < b[0] or b[1] < a[0]))
-    verdict = ("the intervals overlap in every case, so this comparison cannot show a leak effect at this size (an overlap does not "
-               "show that there is none); the split by recording stays the correct one" if all(overlap)
-               else "in some cases the intervals are apart: the leak changes the result")
+    verdict = leak_verdict([(stores_summary[("recording", m, "AUC", sc)], stores_summary[("clip", m, "AUC", sc)]) for m, sc in auc.index],
+                           len(stores["recording"].spec.seeds))
     sentence = (f"Split by clip, {n_twins} of {n_test} test clips had their recording in the training set (by recording: {n_twins_rec}). "
                 f"The baseline's AUC changed by " + ", ".join(f"{signed(v)} points ({m}, {score_name(sc)})" for (m, sc), v in auc.items())
                 + f" when split by clip instead of by recording; {verdict}.")

@@ -154,7 +154,8 @@ def compare_with_reported(metrics: pd.DataFrame, summary: pd.DataFrame | None = 
     pandas.DataFrame
         ``KEY`` columns, ``ours`` (mean %), ``ci_low``, ``ci_high``, ``n_seeds``, ``reported`` (%),
         ``difference`` (ours - reported, percentage points). Only the paper's metrics (AUC, pAUC)
-        and cells we ran.
+        and cells we ran. The Average row's ``reported`` is NaN unless we ran every machine type of
+        the paper's table: its Average is over all four.
     """
     if summary is None:
         summary = summarize(with_average(metrics[metrics["metric"].isin(["AUC", "pAUC"])]))
@@ -165,6 +166,9 @@ def compare_with_reported(metrics: pd.DataFrame, summary: pd.DataFrame | None = 
         frame["alpha_key"] = frame["alpha"].fillna(-1.0).round(4)
     merged = ours.merge(reported.drop(columns="alpha"), on=[k for k in KEY if k != "alpha"] + ["alpha_key"], how="left")
     merged = merged.drop(columns="alpha_key")
+    ran = set(ours.loc[ours["machine"] != "average", "machine"])
+    if ran != set(reported.loc[reported["machine"] != "average", "machine"]):  # the paper averages its four types
+        merged.loc[merged["machine"] == "average", "reported"] = np.nan
     merged["difference"] = merged["ours"] - merged["reported"]
     return merged
 

@@ -215,6 +215,109 @@ def test_how_sure_summary_says_where_delong_disagrees_with_the_bootstrap():
     assert "no gain has seeds significant in both directions" in text and "split" not in text
 
 
+class _NoisyScores:
+    """A results store whose test scores are drawn: weak, overlapping detectors that differ by seed."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def test_scores(self, machine, seed, name):
+        rng = np.random.default_rng([seed, sum(map(ord, name))])
+        y = np.repeat([0, 1], 30)
+        return pd.DataFrame({"y": y, **{score: rng.normal(size=y.size) + 0.6 * y for score in self.spec.scores}})
+
+
+def test_paired_comparisons_redraw_seeds_only_from_three_on(run):
+    """With 2 seeds (fewer than MIN_SEEDS_FOR_INTERVAL) the paired bootstrap redraws the test clips
+    only, and the page says its interval is about these trained models; from 3 seeds on it redraws
+    the seeds too."""
+    from asdlib.book import how_sure_summary, paired_comparisons, paired_interval_scope
+    from asdlib.metrics import paired_bootstrap_auc_difference
+
+    spec, _ = run
+    base = next(ms for ms in spec.model_specs() if ms.kind == "baseline")
+    for seeds, resample_seeds in (([0, 1], False), ([0, 1, 2], True)):
+        store = _NoisyScores(spec.replace(seeds=seeds))
+        tests = paired_comparisons(store, n_boot=300)
+        assert len(tests) == len(spec.machines) * len(spec.scores) * sum(ms.kind == "dual" for ms in spec.model_specs())
+        for _, row in tests.iterrows():
+            dual = next(ms for ms in spec.model_specs() if bd.model_label(ms) == row["model"])
+            d, b = (np.stack([store.test_scores(row["machine"], s, ms.name)[row["score"]].to_numpy() for s in seeds])
+                    for ms in (dual, base))
+            y = store.test_scores(row["machine"], seeds[0], base.name)["y"].to_numpy()
+            expected, other = (paired_bootstrap_auc_difference(y, d, b, n_boot=300, seed=0, resample_seeds=r)
+                               for r in (resample_seeds, not resample_seeds))
+            assert (row["Δ low"], row["Δ high"]) == pytest.approx((100 * expected.ci_low, 100 * expected.ci_high))
+            assert (expected.ci_low, expected.ci_high) != (other.ci_low, other.ci_high)
+    assert "test clips only" in paired_interval_scope(2) and "whether these trained models differ" in paired_interval_scope(2)
+    assert "and the training seeds" in paired_interval_scope(3) and "whether the method is better" in paired_interval_scope(3)
+    best = pd.DataFrame({"ΔAUC": [4.0], "Bonferroni p": [0.01], "DeLong seeds +": [1.0], "DeLong seeds −": [0.0], "n_configs": [8]})
+    assert "for these trained models only: with 2 seeds" in how_sure_summary([], [3.0], best, 2)
+    assert "trained models only" not in how_sure_summary([10.0], [3.0], best, 3)
+
+
+def _figure5_summary(machines, with_intervals):
+    """A summary (as interval_summary gives it) of a baseline and two pairs × two α per machine type."""
+    rows = []
+    for k, machine in enumerate(machines):
+        values = {("baseline", None, None): 60.0, ("dual", "0-4", 0.5): 63.0 + k, ("dual", "0-4", 2.0): 61.0,
+                  ("dual", "2-6", 0.5): 58.0, ("dual", "2-6", 2.0): 62.0 - 4 * k}
+        for (model, pair, alpha), mean in values.items():
+            low, high = (mean - 2.5, mean + 2.5) if with_intervals else (np.nan, np.nan)
+            rows.append({"machine": machine, "metric": "AUC", "score": "mse", "model": model, "mic_pair": pair, "alpha": alpha,
+                         "mean": mean, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def test_figure5_reading_claims_intervals_only_where_there_are_some():
+    from asdlib.book import figure5_reading
+
+    table, text = figure5_reading(_figure5_summary(["fan", "pump"], with_intervals=True))
+    assert list(table["best pair"]) == ["0-4", "0-4"]
+    assert "the same pair on every machine, unlike the paper's reading" in text
+    assert "within 2 points of each other for 1 of 2 machine types, and their intervals overlap for 1 of 2" in text  # fan 63 vs 62
+    assert "Some α of every pair is above the baseline for 1 of 2 machine types" in text
+    assert "with intervals apart from the baseline's for 0 of 2" in text
+    table, text = figure5_reading(_figure5_summary(["fan"], with_intervals=False))
+    assert "with one machine type, whether the best pair depends on the machine" in text and "unlike" not in text
+    assert "interval" not in text.split("cannot be read")[0]  # nothing is said about intervals that do not exist
+    assert "no interval is computed" in text
+    assert table[["pairs whose best α is clearly above (intervals apart)", "pairs' best intervals overlap"]].isna().all().all()
+
+
+def test_table1_average_row_is_compared_with_the_paper_only_over_the_same_machine_types(run):
+    from asdlib.book import table1_caption, table1_frame
+
+    spec, store = run  # fan only
+    frame = table1_frame(store, n_boot=50)
+    average, fan = frame[frame["machine"] == "average"], frame[frame["machine"] == "fan"]
+    assert average["reported"].isna().all() and average["difference"].isna().all()
+    assert fan["reported"].notna().any()
+    caption = table1_caption("mse", spec)
+    assert "ours, the mean over 2 seeds (the seeds' values under it, no interval with fewer than 3 seeds)" in caption
+    assert "parentheses" not in table1_caption("mse", spec, reported=False) and "Average" not in table1_caption("mse", spec, reported=False)
+    assert "The Average row is the harmonic mean over fan only" in caption
+    full = table1_caption("mse", spec.replace(machines=["fan", "pump", "slider", "valve"], seeds=[0, 1, 2]))
+    assert "95 % interval over seeds and test clips under it" in full and "Average row" not in full
+
+
+def test_table1_summary_counts_ties_and_says_when_no_detector_beats_chance():
+    from asdlib.book import table1_summary
+
+    rows = []
+    for machine, (base, dual) in {"fan": (70.0, 75.0), "pump": (60.0, 60.0), "valve": (80.0, 55.0)}.items():
+        rows += [{"machine": machine, "model": "baseline", "ours": base}, {"machine": machine, "model": "dual", "ours": dual}]
+    frame = pd.DataFrame(rows).assign(metric="AUC", score="mse")
+    frame["best"] = frame["ours"] == frame.groupby("machine")["ours"].transform("max")
+    gain = pd.DataFrame({"baseline": [44.1], "best dual": [49.5], "gain": [5.4], "best config": ["2-6, α=10"]},
+                        index=pd.MultiIndex.from_tuples([("AUC", "mse")], names=["metric", "score"]))
+    text = table1_summary(frame, gain)
+    assert "a gain of 5.40 points, between detectors that do not beat chance" in text
+    assert "a dual configuration in 1 of 3 (machine type, metric, score) groups and the baseline in 1; in 1 the baseline and a dual configuration tie" in text
+    text = table1_summary(frame, gain.assign(**{"baseline": 70.0, "best dual": 75.4}))
+    assert "a gain of 5.40 points. The bold" in text and "chance" not in text
+
+
 def test_delong_by_seed_counts_each_direction():
     """Two seeds whose dual model ranks the clips perfectly and one whose dual model inverts them."""
     from asdlib.book import _delong_by_seed
@@ -308,7 +411,9 @@ def test_anomaly_kind_gains_follow_the_best_configuration_seed_by_seed():
     assert spectral["best model"] == "d2" and (spectral["gain, lowest seed"], spectral["gain, highest seed"]) == (2.0, 6.0)
     per_seed = seed_gains(auc, gains["best model"])
     text = anomaly_kind_reading(gains, per_seed)
-    # seed 0: 10 - 6 = +4; seed 1: 2 - 2 = 0; the means differ by 2 points: the premise's direction
-    assert "+6.0 points on spatial anomalies and +4.0 on spectral ones" in text and "as the premise of this page expects" in text
+    # seed 0: 10 - 6 = +4; seed 1: 2 - 2 = 0; the means differ by 2 points, but seed 1 shows no difference:
+    # the seeds do not agree in sign, so no direction is read
+    assert "+6.0 points on spatial anomalies and +4.0 on spectral ones" in text
+    assert "no clear difference between the kinds, since the seeds do not all have the same sign" in text
     assert "spatial minus spectral ranges from 0.0 to +4.0 points" in text
-    assert "do not support the premise" not in text
+    assert "So the data do not support the premise of this page." in text
