@@ -1021,8 +1021,7 @@ def _chance_clause(g: pd.DataFrame) -> str:
              for detector, auc in (("baseline", row["baseline"]), ("best dual", row["best dual"])) if at_chance(auc)]
     if not cells:
         return ""
-    listed = cells[0] if len(cells) == 1 else ", ".join(cells[:-1]) + " and " + cells[-1]
-    return f"at or below chance (mean AUC at most {CHANCE_AUC + CHANCE_MARGIN_POINTS:g} %): {listed}"
+    return f"at or below chance (mean AUC at most {CHANCE_AUC + CHANCE_MARGIN_POINTS:g} %): {and_join(cells)}"
 
 
 def anomaly_kind_reading(gains: pd.DataFrame, per_seed: pd.Series) -> str:

@@ -293,11 +293,8 @@ class FeatureExtractor:
     """
 
     def __init__(self, cache: FeatureCache | None = None, n_jobs: int = 1, progress: bool = True):
-        if int(n_jobs) < 1:
-            raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
-        check_jobs(int(n_jobs))
         self.cache = cache
-        self.n_jobs = int(n_jobs)
+        self.n_jobs = check_jobs(int(n_jobs))
         self.progress = progress
         self._pool: ProcessPoolExecutor | None = None
 
