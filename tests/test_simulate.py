@@ -1089,3 +1089,52 @@ def test_the_shortest_clip_allowed_can_be_loaded(tmp_path):
     assert load_clip(tmp_path / meta["path"].iloc[0]).shape == (8, 1024)
     with pytest.raises(ValueError, match="duration_s 0.0639 s is too short"):
         sim.simulate_dataset(tmp_path / "short", **{**TINY, "duration_s": 0.0639})
+
+
+def _simulate_tiny_folder(root: str) -> int:
+    """One of two runs at once (a process-pool task): how many clips this run simulated."""
+    return sim.simulate_dataset(root, **{**TINY, "n_normal": 20, "n_abnormal": 4}).attrs["simulated"]
+
+
+def test_two_runs_at_once_share_the_clips(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        counts = list(pool.map(_simulate_tiny_folder, [str(tmp_path / "both")] * 2))
+    # whichever way the two interleave, every clip is simulated once, by one of them
+    assert sum(counts) == 24, counts
+    alone = sim.simulate_dataset(tmp_path / "alone", **{**TINY, "n_normal": 20, "n_abnormal": 4})
+    assert alone.attrs["simulated"] == 24
+    both = pd.read_csv(tmp_path / "both" / "metadata.csv")
+    assert sorted(both["path"]) == sorted(alone["path"])
+    for path in alone["path"]:
+        assert (tmp_path / "both" / path).read_bytes() == (tmp_path / "alone" / path).read_bytes()
+    again = sim.simulate_dataset(tmp_path / "alone", **{**TINY, "n_normal": 20, "n_abnormal": 4, "n_jobs": 2})
+    assert again.attrs["simulated"] == 0
+
+
+def test_a_batch_another_run_holds_is_left_for_later(tmp_path):
+    from filelock import FileLock
+
+    from asdlib.simulate import dataset
+
+    jobs = dataset._plan(["fan"], [0], [0.0], 10, 0, 4, ["spectral"])
+    batches = dataset._batches(jobs)
+    assert [len(b) for _, b in batches] == [8, 2]  # one folder's clips 0-7 and 8-9
+    assert batches[0][0] == "0_dB_fan~fan~id_00~normal~000000.lock"
+    # the same clips get the same lock when the plan also holds another machine type
+    assert dataset._batches(dataset._plan(["pump", "fan"], [0], [0.0], 10, 0, 4, ["spectral"]))[2] == batches[0]
+    (tmp_path / dataset.LOCK_FOLDER).mkdir()
+    size = dataset._wav_size(int(round(0.1 * sim.SR)))
+    name, batch = batches[1]
+    task = (str(tmp_path), name, batch, 0.1, 0.0, size, False)
+    with FileLock(str(tmp_path / dataset.LOCK_FOLDER / name)):  # another run is on these clips
+        assert dataset._make_batch(task) == (False, [])
+    assert not any((tmp_path / j["path"]).exists() for j in batch)
+    done, clips = dataset._make_batch(task)
+    assert done and [p for p, _ in clips] == [j["path"] for j in batch]
+    assert all(peak is not None and peak > 0 for _, peak in clips)
+    written = {j["path"]: (tmp_path / j["path"]).stat().st_mtime_ns for j in batch}
+    # coming back to a batch whose clips another run wrote: nothing is simulated again
+    assert dataset._make_batch(task[:-1] + (True,)) == (True, [(j["path"], None) for j in batch])
+    assert {j["path"]: (tmp_path / j["path"]).stat().st_mtime_ns for j in batch} == written

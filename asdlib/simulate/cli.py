@@ -108,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"asdlib simulate: error: {err}", file=sys.stderr)
         return 2
     counts = meta["label"].value_counts()
+    simulated = meta.attrs.get("simulated", len(meta))
+    fresh = "" if simulated == len(meta) else f", {simulated} simulated now and {len(meta) - simulated} already there"
     print(
-        f"{len(meta)} clips ({counts.get('normal', 0)} normal, {counts.get('abnormal', 0)} abnormal) in {out}; "
+        f"{len(meta)} clips ({counts.get('normal', 0)} normal, {counts.get('abnormal', 0)} abnormal{fresh}) in {out}; "
         f"metadata: {out / 'metadata.csv'} (simulated data, not MIMII)"
     )
     return 0

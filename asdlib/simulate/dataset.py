@@ -40,6 +40,12 @@ MIN_DURATION_S = Config().n_fft / SR
 #: A temporary ``.tmp-*`` file this old (s) is left over from a killed run; younger ones may be
 #: being written by a run into the same folder at the same time.
 STALE_TEMPORARY_S = 600.0
+#: Clips a run simulates under one lock. Two runs simulating into one folder at the same time share
+#: the work batch by batch: a run skips a batch whose lock the other holds, and comes back to it
+#: at the end (its clips are then on disk, or it simulates them if the other run was stopped).
+CLIPS_PER_LOCK = 8
+#: The folder of ``root`` that holds the batches' lock files (a dot-folder: never scanned for clips).
+LOCK_FOLDER = ".locks"
 
 
 class SettingsMismatchError(ValueError):
@@ -242,17 +248,54 @@ def _write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:
         raise full from err
 
 
-def _make_file(task: tuple) -> tuple[str, float]:
-    """Simulate and write one clip (a process-pool task). Returns (relative path, peak before clipping)."""
-    root, job, duration_s, strength = task
+def _make_file(root: Path, job: dict, duration_s: float, strength: float) -> float:
+    """Simulate and write one clip; returns its peak before clipping."""
     audio, info = simulate_clip(
         job["machine"], job["machine_id"], snr_db=job["snr_db"], anomaly=job["anomaly"], seed=job["seed"],
         duration_s=duration_s, anomaly_strength=strength, background_seed=job["background_seed"],
     )
     if not np.isfinite(info["peak"]):  # a NaN has no 16-bit sample: never write one
         raise FloatingPointError(f"simulated clip {job['path']} has non-finite samples (seed {job['seed']}); nothing was written")
-    _write_wav_atomic(Path(root) / job["path"], audio, SR)
-    return job["path"], info["peak"]
+    _write_wav_atomic(root / job["path"], audio, SR)
+    return info["peak"]
+
+
+def _batches(jobs: list[dict], size: int = CLIPS_PER_LOCK) -> list[tuple[str, list[dict]]]:
+    """The plan cut into batches of up to ``size`` clips of one folder, each with its lock's file name.
+
+    A batch is clips ``k * size`` to ``(k + 1) * size - 1`` of its ``id_XX/<label>`` folder, whatever
+    else a call simulates, so two calls that plan different machine types still name the same lock
+    for the same clips.
+    """
+    batches: dict[str, list[dict]] = {}
+    for job in jobs:
+        folder = job["path"].rsplit("/", 1)[0].replace("/", "~")
+        batches.setdefault(f"{folder}~{job['index'] // size:06d}.lock", []).append(job)
+    return list(batches.items())
+
+
+def _make_batch(task: tuple) -> tuple[bool, list[tuple[str, float | None]]]:
+    """Simulate the missing clips of one batch under its lock (a process-pool task).
+
+    Returns ``(done, clips)``. ``done`` is False when ``wait`` is False and another run holds the
+    batch's lock (nothing is simulated; the caller comes back to it). ``clips`` lists each clip of
+    the batch that this call simulated, with its peak before clipping, and those another run
+    wrote, with the peak ``None``.
+    """
+    from filelock import FileLock, Timeout
+
+    root, lock_name, batch, duration_s, strength, size, wait = task
+    root = Path(root)
+    try:
+        with FileLock(str(root / LOCK_FOLDER / lock_name), timeout=-1 if wait else 0):
+            out = []
+            for job in batch:
+                path = root / job["path"]
+                done = path.is_file() and path.stat().st_size == size  # written by another run meanwhile
+                out.append((job["path"], None if done else _make_file(root, job, duration_s, strength)))
+            return True, out
+    except Timeout:
+        return False, []
 
 
 def simulate_dataset(
@@ -277,6 +320,9 @@ def simulate_dataset(
     written to a temporary file and renamed. Temporary files older than :data:`STALE_TEMPORARY_S`
     (left by a killed run) are removed first; younger ones may belong to a run writing into the
     same folder at the same time, and are left alone (:func:`asdlib.data.scan_mimii` never lists them).
+    Runs that simulate into one folder at the same time share the work: each takes batches of
+    :data:`CLIPS_PER_LOCK` clips under a file lock in ``<root>/.locks``, skips those another run
+    holds, and at the end waits for them (simulating what a stopped run left undone).
 
     Parameters
     ----------
@@ -315,7 +361,8 @@ def simulate_dataset(
         ``root``), ``machine``, ``machine_id`` (``"id_00"``), ``snr_db``, ``label``,
         ``anomaly_kind`` (``"none"`` for normal clips), ``anomaly_type``, ``anomaly_level_db``,
         ``seed``, ``background_seed``, ``duration_s``, source positions ``machine_x/y/z``, ``anomaly_x/y/z`` (NaN when
-        normal), ``bg<i>_x/y/z`` and ``bg<i>_kind``.
+        normal), ``bg<i>_x/y/z`` and ``bg<i>_kind``. ``attrs["simulated"]`` is how many of them this
+        call simulated (the others were on disk already, or written by a run beside it).
 
     Raises
     ------
@@ -343,22 +390,29 @@ def simulate_dataset(
     todo = [j for j in jobs if not ((root / j["path"]).is_file() and (root / j["path"]).stat().st_size == size)]
     check_space(root, len(todo) * size, f"simulating {len(todo):,} clips of {duration_s:g} s",
                 hint="free some space, or set ASDLIB_DATA (or --out) to a folder on a larger disk")
-    tasks = [(str(root), j, duration_s, anomaly_strength) for j in todo]
+    todo_paths = {j["path"] for j in todo}
+    batches = [(name, [j for j in batch if j["path"] in todo_paths]) for name, batch in _batches(jobs)]
+    batches = [(name, batch) for name, batch in batches if batch]
+    (root / LOCK_FOLDER).mkdir(exist_ok=True)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="simulate", unit="clip", disable=not progress)
-    clipped = []
+    clipped, simulated = [], 0
     try:
-        if n_jobs > 1 and len(tasks) > 1:
-            kernels.load()  # once here, inherited by the forked workers
-            with ProcessPoolExecutor(max_workers=n_jobs, initializer=tune_malloc) as pool:
-                for path, peak in pool.map(_make_file, tasks, chunksize=1):
-                    clipped += [(path, peak)] if peak > 1.0 else []
-                    bar.update()
-        else:
-            tune_malloc()
-            for task in tasks:
-                path, peak = _make_file(task)
-                clipped += [(path, peak)] if peak > 1.0 else []
-                bar.update()
+        # first every batch no other run holds, then, waiting for their locks, those another run had
+        for wait in (False, True):
+            tasks = [(str(root), name, batch, duration_s, anomaly_strength, size, wait) for name, batch in batches]
+            if n_jobs > 1 and len(tasks) > 1:
+                kernels.load()  # once here, inherited by the forked workers
+                with ProcessPoolExecutor(max_workers=n_jobs, initializer=tune_malloc) as pool:
+                    results = list(_counted(pool.map(_make_batch, tasks, chunksize=1), bar))
+            else:
+                tune_malloc()
+                results = list(_counted(map(_make_batch, tasks), bar))
+            for done, clips in results:
+                simulated += sum(peak is not None for _, peak in clips)
+                clipped += [(path, peak) for path, peak in clips if peak is not None and peak > 1.0]
+            batches = [batch for batch, (done, _) in zip(batches, results) if not done]
+            if not batches:
+                break
     finally:
         bar.close()
     if clipped:
@@ -369,7 +423,15 @@ def simulate_dataset(
             stacklevel=2,
         )
     _merge_metadata(root, meta)
+    meta.attrs["simulated"] = simulated
     return meta
+
+
+def _counted(results, bar):
+    """``results`` of :func:`_make_batch` passed through, advancing ``bar`` by each finished batch's clips."""
+    for done, clips in results:
+        bar.update(len(clips))
+        yield done, clips
 
 
 #: What ``metadata.csv`` records of each setting: a clip's columns that the setting determines.
