@@ -163,6 +163,7 @@ class ExperimentSpec:
             raise SpecError(f"split_groups {self.split_groups!r} must be one of {list(SPLIT_GROUPS)}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise SpecError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        _check_simulator(self)
         try:
             self.model_config()
         except (TypeError, ValueError) as err:
@@ -312,6 +313,47 @@ def _check_types(spec: "ExperimentSpec") -> None:
     need(isinstance(spec.fused, bool), "fused", "true or false")
     need(spec.models is None or isinstance(spec.models, (list, tuple)), "models", "a list of model specs or null")
     need(isinstance(spec.split_groups, str), "split_groups", f"one of {list(SPLIT_GROUPS)}")
+
+
+def _is_list_of(check) -> Any:
+    return lambda value: isinstance(value, (list, tuple)) and all(check(v) for v in value)
+
+
+#: What a spec's ``simulator`` mapping may set (keyword arguments of :func:`asdlib.simulate.simulate_dataset`),
+#: and what each must be.
+SIMULATOR_SETTINGS: dict[str, tuple[str, Any]] = {
+    "snrs_db": ("a list of SNRs in dB, e.g. [-6, 0, 6]", _is_list_of(_is_number)),
+    "duration_s": ("a number of seconds, e.g. 10", _is_number),
+    "seed": ("an integer", _is_int),
+    "anomaly_kinds": ("a list of anomaly kinds, e.g. [spectral, spatial]", _is_list_of(lambda v: isinstance(v, str))),
+    "anomaly_strength": ("a number of dB, e.g. -10", _is_number),
+    "machine_ids": ("a list of unit IDs, e.g. [0, 2, 4, 6]", _is_list_of(_is_int)),
+    "n_normal": ("a whole number of clips", _is_int),
+    "n_abnormal": ("a whole number of clips", _is_int),
+}
+
+
+def _check_simulator(spec: "ExperimentSpec") -> None:
+    """Raise :class:`SpecError` naming the first bad ``simulator.<setting>`` (unknown, wrong type, out of range)."""
+    unknown = sorted(set(spec.simulator) - set(SIMULATOR_SETTINGS))
+    if unknown:
+        raise SpecError(f"simulator: unknown setting(s) {unknown}; known: {list(SIMULATOR_SETTINGS)}")
+    for key, value in spec.simulator.items():
+        what, ok = SIMULATOR_SETTINGS[key]
+        if not ok(value):
+            raise SpecError(f"simulator.{key} must be {what}, got {value!r}")
+    if not spec.simulated:  # the settings are not used; their ranges are checked where they are
+        return
+    from .simulate.dataset import DEFAULT_ANOMALY_STRENGTH, MACHINE_IDS, _check_dataset_args  # numba: only when simulating
+
+    settings = spec.simulator_settings()
+    names = {key: f"simulator.{key}" for key in SIMULATOR_SETTINGS}
+    try:
+        _check_dataset_args(list(spec.machines), list(settings.get("machine_ids", MACHINE_IDS)), settings["snrs_db"],
+                            settings["n_normal"], settings["n_abnormal"], settings["duration_s"], settings["anomaly_kinds"],
+                            1, settings.get("anomaly_strength", DEFAULT_ANOMALY_STRENGTH), names=names)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
 
 
 # Named profiles. ``book`` is what `make book` runs: the whole grid on 2 CPU cores in minutes, sized

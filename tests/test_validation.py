@@ -118,3 +118,32 @@ def test_a_spec_file_with_an_unknown_profile_is_refused(tmp_path):
         assert (spec.profile, spec.machines, spec.n_train) == ("custom", ["fan"], 3)
     f.write_text("profile: quick\nmachines: [fan]\n")
     assert ExperimentSpec.from_file(f) == profile("quick", machines=["fan"])
+
+
+@pytest.mark.parametrize("section, message", [  # the first four: names and types
+    ("{bogus: 3}", "simulator: unknown setting(s) ['bogus']; known: ['snrs_db', 'duration_s', 'seed', 'anomaly_kinds', "
+                   "'anomaly_strength', 'machine_ids', 'n_normal', 'n_abnormal']"),
+    ('{duration_s: "10"}', "simulator.duration_s must be a number of seconds, e.g. 10, got '10'"),
+    ("{snrs_db: fan}", "simulator.snrs_db must be a list of SNRs in dB, e.g. [-6, 0, 6], got 'fan'"),
+    ("{seed: 1.5}", "simulator.seed must be an integer, got 1.5"),
+    ("{duration_s: -1}", "simulator.duration_s must be a positive number of seconds, got -1"),
+    ("{machine_ids: [1]}", "unknown machine id 1 in simulator.machine_ids; choose from 0, 2, 4, 6"),
+    ("{machine_ids: []}", "simulator.machine_ids is empty; give at least one value"),
+    ("{anomaly_kinds: [weird]}", "unknown anomaly kind 'weird' in simulator.anomaly_kinds; choose from spectral, spatial"),
+    ("{anomaly_strength: 500}", "simulator.anomaly_strength must be a finite number of dB from -100 to 100 (default -10), got 500"),
+])
+def test_a_spec_files_simulator_section_is_checked_as_read(tmp_path, section, message):
+    """Audit F7: a bad ``simulator:`` section was a traceback (``TypeError``) or a message without its name."""
+    f = tmp_path / "spec.yaml"
+    f.write_text(f"profile: smoke\nsimulator: {section}\n")
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec.from_file(f)
+    assert str(info.value) == message
+    # with real data the section is unused: its names and types are still checked, its ranges not
+    f.write_text(f"profile: smoke\ndata_root: {tmp_path}\nsimulator: {section}\n")
+    if section in ("{bogus: 3}", '{duration_s: "10"}', "{snrs_db: fan}", "{seed: 1.5}"):
+        with pytest.raises(SpecError) as info:
+            ExperimentSpec.from_file(f)
+        assert str(info.value) == message
+    else:
+        assert ExperimentSpec.from_file(f).data_root == str(tmp_path)

@@ -37,7 +37,8 @@ def _parse_float(text: str, what: str) -> float:
 
 #: How the messages of :func:`~asdlib.simulate.dataset._check_dataset_args` name the options.
 OPTION_NAMES = {"n_normal": "--n-normal", "n_abnormal": "--n-abnormal", "snrs_db": "--snr", "duration_s": "--duration",
-                "anomaly_strength": "--anomaly-strength", "n_jobs": "--jobs"}
+                "anomaly_strength": "--anomaly-strength", "n_jobs": "--jobs", "machines": "--machines", "machine_ids": "--ids",
+                "anomaly_kinds": "--anomaly-kinds"}
 
 DESCRIPTION = (
     "Generate a MIMII-like simulated data set (8 microphones, 16 kHz, 16-bit WAV) and "

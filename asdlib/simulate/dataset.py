@@ -153,7 +153,7 @@ def _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, du
             raise ValueError(f"unknown machine {m!r}; choose from {', '.join(MACHINES)}")
     for i in machine_ids:
         if i not in MACHINE_IDS:
-            raise ValueError(f"unknown machine id {i!r}; choose from {', '.join(map(str, MACHINE_IDS))}")
+            raise ValueError(f"unknown machine id {i!r} in {name('machine_ids')}; choose from {', '.join(map(str, MACHINE_IDS))}")
     for param, value in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
         if not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name(param)} must be a whole number >= 0, got {value!r}")
@@ -172,11 +172,12 @@ def _check_dataset_args(machines, machine_ids, snrs_db, n_normal, n_abnormal, du
                          f"({MIN_DURATION_S:g} s at {SR} Hz) for one feature frame; give at least {MIN_DURATION_S:g}")
     for k in anomaly_kinds:
         if k not in ANOMALY_KINDS:
-            raise ValueError(f"unknown anomaly kind {k!r}; choose from {', '.join(ANOMALY_KINDS)}")
+            raise ValueError(f"unknown anomaly kind {k!r} in {name('anomaly_kinds')}; choose from {', '.join(ANOMALY_KINDS)}")
     if n_abnormal and not anomaly_kinds:
-        raise ValueError("anomaly_kinds is empty but n_abnormal > 0; give 'spectral' and/or 'spatial'")
-    if not machines or not machine_ids or not snrs_db:
-        raise ValueError("machines, machine_ids and snrs_db must each name at least one value")
+        raise ValueError(f"{name('anomaly_kinds')} is empty but {name('n_abnormal')} > 0; give 'spectral' and/or 'spatial'")
+    for param, values in (("machines", machines), ("machine_ids", machine_ids), ("snrs_db", snrs_db)):
+        if not values:
+            raise ValueError(f"{name(param)} is empty; give at least one value")
     check_jobs(n_jobs, name("n_jobs"))
 
 
