@@ -4,7 +4,7 @@ Every command is parsed here (one parser, one error convention). Exit codes: 0 s
 mistake (bad option, missing folder, invalid spec, full disk: one line on stderr naming the file
 or field and the fix, no traceback); 1 a failure that is not the user's input -- a broken download
 (one line saying how to resume) or an unexpected error (with traceback: please report it);
-130 interrupted (finished work is kept; run the same command to resume). Warnings and errors are
+130 interrupted (``run``, ``simulate`` and ``download`` keep what they finished: the same command resumes). Warnings and errors are
 printed on their own lines, never on top of a progress bar.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -187,6 +188,11 @@ def _check_output_file(path: Path, option: str) -> None:
         raise UserError(f"{option} {str(path)!r} is a folder; give a file name such as {str(path / 'detector.pt')!r}")
     if not path.parent.is_dir():
         raise UserError(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it first")
+    try:  # before any work: an unwritable folder is found now, not after training
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as err:
+        raise UserError(f"{option} {str(path)!r}: cannot write into folder {str(path.parent)!r} ({err.strerror}); "
+                        "choose a folder you can write to") from None
 
 
 def cmd_fit(args) -> int:
@@ -417,6 +423,15 @@ def _no_space_message(err: BaseException, args) -> str | None:
     return None
 
 
+#: What an interrupted command leaves (the others write nothing, or print as they go).
+INTERRUPTED = {
+    "simulate": "finished clips are kept, run the same command to resume",
+    "download": "finished archives are kept, run the same command to resume",
+    "run": "finished cells are kept, run the same command to resume",
+    "fit": "nothing was saved; run it again to fit from the start",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``asdlib`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -442,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             return exit_.code if isinstance(exit_.code, int) else 0
         except KeyboardInterrupt:
             _close_progress_bars()
-            print(f"{prog}: interrupted; finished work is kept, run the same command to resume", file=sys.stderr)
+            print(f"{prog}: interrupted; {INTERRUPTED.get(prog.removeprefix('asdlib '), 'nothing was written')}", file=sys.stderr)
             return 130
         except (OSError, RuntimeError, *user_errors) as err:
             download = sys.modules.get("asdlib.download")

@@ -95,6 +95,8 @@ def scan_mimii(root: str | Path, machines: tuple[str, ...] | list[str] | None = 
         No clip in the MIMII layout was found under ``root``, or a folder is named like a clip.
     """
     root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{str(root)!r} is a file, not a MIMII folder; pass the folder that holds e.g. '0_dB_fan/'")
     if not root.is_dir():
         raise FileNotFoundError(
             f"MIMII folder {str(root)!r} does not exist. Pass the folder that holds e.g. '0_dB_fan/', "
@@ -165,11 +167,19 @@ def add_audio_info(manifest: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: What to do with a damaged clip, wherever it came from.
+_REPLACE_IT = "Replace it (download or simulate it again) or delete it."
+
+
 def _audio_info(path: Path):
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a WAV file; give the clips' file names (e.g. {str(path / '00000000.wav')!r})")
+    if not path.exists():
+        raise FileNotFoundError(f"audio file {str(path)!r} does not exist; check the path")
     try:
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise DataError(f"{path}: not a readable WAV file ({err}). Re-download or delete this file.") from None
+        raise DataError(f"{path}: not a readable WAV file ({err}). {_REPLACE_IT}") from None
 
 
 def declared_frames(path: str | Path) -> int | None:
@@ -266,12 +276,12 @@ def load_clip(
     try:
         audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise DataError(f"{path}: cannot decode audio ({err}); the file is corrupt. Re-download or delete it.") from None
+        raise DataError(f"{path}: cannot decode audio ({err}); the file is corrupt. {_REPLACE_IT}") from None
     declared = declared_frames(path)
     if declared is not None and len(audio) < declared:
         warnings.warn(
             f"{path}: truncated WAV, read {len(audio)} of the {declared} frames its header declares; "
-            "using the frames read (re-download the file to use all of it)",
+            "using the frames read (replace the file to use all of it)",
             TruncatedAudioWarning,
             stacklevel=2,
         )
@@ -279,7 +289,7 @@ def load_clip(
     if mics is not None:
         audio = audio[list(mics)]
     if not np.all(np.isfinite(audio)):
-        raise DataError(f"{path}: contains NaN or Inf samples; the file is corrupt. Re-download or delete it.")
+        raise DataError(f"{path}: contains NaN or Inf samples; the file is corrupt. {_REPLACE_IT}")
     return np.ascontiguousarray(audio)
 
 

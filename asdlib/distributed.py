@@ -111,7 +111,21 @@ def load_slurm_config(path: str | Path | None) -> dict:
     for key in ("cores", "jobs", "gpus", "processes"):
         if key in values and not (isinstance(values[key], int) and not isinstance(values[key], bool) and values[key] >= (0 if key == "gpus" else 1)):
             raise ClusterError(f"{path}: {key} must be a positive integer, got {values[key]!r}")
+    if "memory" in values and not _is_amount_of_memory(values["memory"]):
+        raise ClusterError(f"{path}: memory must be an amount per job such as '32GB', got {values['memory']!r}")
     return values
+
+
+def _is_amount_of_memory(value: Any) -> bool:
+    """Whether ``value`` reads as a positive number of bytes with a unit (``"32GB"``, ``"4 GiB"``)."""
+    if not isinstance(value, str) or not any(c.isalpha() for c in value):
+        return False
+    from dask.utils import parse_bytes
+
+    try:
+        return parse_bytes(value) > 0
+    except (ValueError, TypeError):
+        return False
 
 
 def slurm_cluster(config: dict | None = None):
@@ -123,9 +137,14 @@ def slurm_cluster(config: dict | None = None):
     reachable from the compute nodes; the tests bind it to 127.0.0.1).
     """
     _need_dask()
+    import dask
     from dask_jobqueue import SLURMCluster
 
     config = dict(config or {})
+    for key, example in (("cores", "8"), ("memory", "32GB")):
+        if config.get(key) is None and dask.config.get(f"jobqueue.slurm.{key}", None) is None:
+            raise ClusterError(f"--cluster slurm needs {key} per job: set `{key}: {example}` in the --cluster-config YAML, "
+                               f"or jobqueue.slurm.{key} in Dask's configuration")
     config.pop("jobs", None)
     gpus = int(config.pop("gpus", 0) or 0)
     host = config.pop("scheduler_host", None)

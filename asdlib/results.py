@@ -55,6 +55,15 @@ def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 
+def _read_spec(path: Path) -> ExperimentSpec:
+    """The spec a run folder holds; a damaged or foreign ``spec.json`` is a ``ValueError`` naming it."""
+    try:
+        return ExperimentSpec.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, UnicodeDecodeError) as err:  # JSONDecodeError and SpecError are ValueErrors
+        raise ValueError(f"{path}: not a spec this asdlib can read ({err}); the run folder is damaged or from another "
+                         f"version: delete {path.parent} and run again") from None
+
+
 class ResultsStore:
     """A run's folder.
 
@@ -81,7 +90,7 @@ class ResultsStore:
             return store
         with store.lock():
             if spec_file.is_file():
-                old = ExperimentSpec.from_dict(json.loads(spec_file.read_text()))
+                old = _read_spec(spec_file)
                 if old.digest() != spec.digest():
                     raise ValueError(f"{store.path} holds a different experiment (spec digest {old.digest()} != {spec.digest()})")
             else:
@@ -90,7 +99,7 @@ class ResultsStore:
 
     @property
     def spec(self) -> ExperimentSpec:
-        return ExperimentSpec.from_dict(json.loads((self.path / "spec.json").read_text()))
+        return _read_spec(self.path / "spec.json")
 
     # -- locks ---------------------------------------------------------------------------------
     def _lock(self, name: str, timeout: float = -1) -> FileLock:

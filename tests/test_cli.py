@@ -191,7 +191,7 @@ def test_truncated_wav_warns_on_its_own_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert err == (f"asdlib: warning: {cut.resolve()}: truncated WAV, read 5000 of the 8192 frames its header declares; "
-                   "using the frames read (re-download the file to use all of it)\n")
+                   "using the frames read (replace the file to use all of it)\n")
 
 
 def test_error_is_not_printed_on_the_progress_bar_line(tmp_path, capsys, monkeypatch):
@@ -201,13 +201,13 @@ def test_error_is_not_printed_on_the_progress_bar_line(tmp_path, capsys, monkeyp
     def fails_mid_bar(args):
         bar = tqdm(total=10, desc="features", file=sys.stderr)  # left open, as a failing loop leaves it
         bar.update(3)
-        raise DataError("x.wav: contains NaN or Inf samples; the file is corrupt. Re-download or delete it.")
+        raise DataError("x.wav: contains NaN or Inf samples; the file is corrupt. Replace it (download or simulate it again) or delete it.")
 
     monkeypatch.setattr(cli, "cmd_features", fails_mid_bar)
     code, err = _run(capsys, ["features", "--data-root", tmp_path])
     assert code == 2
     assert err.endswith("\nasdlib features: error: x.wav: contains NaN or Inf samples; the file is corrupt. "
-                        "Re-download or delete it.\n")
+                        "Replace it (download or simulate it again) or delete it.\n")
     assert "features:  30%" in err.split("\n")[-3]  # the bar's last state, on the line above
 
 
@@ -265,3 +265,60 @@ def test_grid_options_out_of_range_are_one_line_before_any_work(tmp_path, capsys
         assert (code, _one_line(err)) == (2, expected), argv
     assert not results.exists()
     assert check_jobs(max_jobs(), "--jobs") == max_jobs()  # the limit itself is allowed
+
+
+def test_unclear_messages_of_the_audit_name_the_problem(tmp_path, detector_file, normal_only, capsys, monkeypatch):
+    """Audit F8 and F14: each mistake gets the message that fits it, one line, exit 2, before any work."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    run_folder = tmp_path / "res" / "smoke-0"
+    run_folder.mkdir(parents=True)
+    (run_folder / "spec.json").write_text("{bad")
+    slurm = tmp_path / "slurm.yaml"
+    cases = [
+        (["score", "--detector", detector_file, "--device", "cpu", tmp_path / "missing.wav"],
+         f"asdlib score: error: audio file {str(tmp_path / 'missing.wav')!r} does not exist; check the path"),
+        (["score", "--detector", detector_file, "--device", "cpu", normal_only],
+         f"asdlib score: error: {normal_only} is a folder, not a WAV file; give the clips' file names "
+         f"(e.g. {str(normal_only / '00000000.wav')!r})"),
+        (["features", "--data-root", a_file],
+         f"asdlib features: error: {str(a_file)!r} is a file, not a MIMII folder; pass the folder that holds e.g. '0_dB_fan/'"),
+        (["table", "--run", run_folder],
+         f"asdlib table: error: {run_folder / 'spec.json'}: not a spec this asdlib can read (Expecting property name "
+         f"enclosed in double quotes: line 1 column 2 (char 1)); the run folder is damaged or from another version: "
+         f"delete {run_folder} and run again"),
+    ]
+    if sys.platform == "linux" and Path("/sys").is_dir():  # sysfs: no one can create a file there, not even root
+        cases.append((["fit", "--data-root", normal_only, "--machine", "fan", "--n-train", "4", "--epochs", "1",
+                       "--out", "/sys/fan.pt"],
+                      "asdlib fit: error: --out '/sys/fan.pt': cannot write into folder '/sys' (Permission denied); "
+                      "choose a folder you can write to"))
+    for argv, expected in cases:
+        code, err = _run(capsys, argv)
+        assert (code, _one_line(err)) == (2, expected), argv
+    pytest.importorskip("dask_jobqueue")
+    for text, expected in [("memory: lots\ncores: 4\n", f"{slurm}: memory must be an amount per job such as '32GB', got 'lots'"),
+                           ("memory: 1\ncores: 4\n", f"{slurm}: memory must be an amount per job such as '32GB', got 1"),
+                           ("memory: 32GB\n", "--cluster slurm needs cores per job: set `cores: 8` in the --cluster-config "
+                                              "YAML, or jobqueue.slurm.cores in Dask's configuration")]:
+        slurm.write_text(text)
+        code, err = _run(capsys, ["run", "--profile", "smoke", "--data-root", normal_only, "--results", tmp_path / "res",
+                                  "--cluster", "slurm", "--cluster-config", slurm])
+        assert (code, err.splitlines()[-1]) == (2, f"asdlib run: error: {expected}"), text
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("fit", "nothing was saved; run it again to fit from the start"),
+    ("run", "finished cells are kept, run the same command to resume"),
+    ("table", "nothing was written"),
+])
+def test_ctrl_c_says_what_was_kept(command, expected, capsys, monkeypatch):
+    """Audit F14: ``fit`` interrupted used to promise a resume it cannot do."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, f"cmd_{command}", interrupted)
+    argv = {"fit": ["fit", "--data-root", ".", "--machine", "fan", "--out", "x.pt"], "run": ["run", "--profile", "smoke"],
+            "table": ["table", "--profile", "smoke"]}[command]
+    code, err = _run(capsys, argv)
+    assert (code, _one_line(err)) == (130, f"asdlib {command}: interrupted; {expected}")

@@ -290,7 +290,7 @@ def test_truncated_wav_is_used_with_a_warning_naming_the_file(tmp_path):
         audio = load_clip(cut)
     assert audio.shape == (8, 2500)
     assert str(record[0].message) == (f"{cut}: truncated WAV, read 2500 of the 4000 frames its header declares; "
-                                      "using the frames read (re-download the file to use all of it)")
+                                      "using the frames read (replace the file to use all of it)")
     import warnings
 
     with warnings.catch_warnings():
