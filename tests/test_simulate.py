@@ -1113,28 +1113,25 @@ def test_two_runs_at_once_share_the_clips(tmp_path):
     assert again.attrs["simulated"] == 0
 
 
-def test_a_batch_another_run_holds_is_left_for_later(tmp_path):
+def test_a_clip_another_run_holds_is_left_for_later(tmp_path):
     from filelock import FileLock
 
     from asdlib.simulate import dataset
 
-    jobs = dataset._plan(["fan"], [0], [0.0], 10, 0, 4, ["spectral"])
-    batches = dataset._batches(jobs)
-    assert [len(b) for _, b in batches] == [8, 2]  # one folder's clips 0-7 and 8-9
-    assert batches[0][0] == "0_dB_fan~fan~id_00~normal~000000.lock"
-    # the same clips get the same lock when the plan also holds another machine type
-    assert dataset._batches(dataset._plan(["pump", "fan"], [0], [0.0], 10, 0, 4, ["spectral"]))[2] == batches[0]
-    (tmp_path / dataset.LOCK_FOLDER).mkdir()
+    job = dataset._plan(["fan"], [0], [0.0], 10, 0, 4, ["spectral"])[7]
+    assert dataset._lock_name(job) == "0_dB_fan~fan~id_00~normal~00000007.wav.lock"
+    locks = tmp_path / dataset.LOCK_FOLDER
+    locks.mkdir()
     size = dataset._wav_size(int(round(0.1 * sim.SR)))
-    name, batch = batches[1]
-    task = (str(tmp_path), name, batch, 0.1, 0.0, size, False)
-    with FileLock(str(tmp_path / dataset.LOCK_FOLDER / name)):  # another run is on these clips
-        assert dataset._make_batch(task) == (False, [])
-    assert not any((tmp_path / j["path"]).exists() for j in batch)
-    done, clips = dataset._make_batch(task)
-    assert done and [p for p, _ in clips] == [j["path"] for j in batch]
-    assert all(peak is not None and peak > 0 for _, peak in clips)
-    written = {j["path"]: (tmp_path / j["path"]).stat().st_mtime_ns for j in batch}
-    # coming back to a batch whose clips another run wrote: nothing is simulated again
-    assert dataset._make_batch(task[:-1] + (True,)) == (True, [(j["path"], None) for j in batch])
-    assert {j["path"]: (tmp_path / j["path"]).stat().st_mtime_ns for j in batch} == written
+    task = (str(tmp_path), job, 0.1, 0.0, size, False)
+    with FileLock(str(locks / dataset._lock_name(job))):  # another run is on this clip
+        assert dataset._make_clip(task) == (False, job["path"], None)
+    assert not (tmp_path / job["path"]).exists()
+    done, path, peak = dataset._make_clip(task)
+    assert (done, path) == (True, job["path"]) and peak > 0
+    assert (tmp_path / path).stat().st_size == size
+    assert list(locks.iterdir()) == []  # the lock file goes once the clip is written
+    written = (tmp_path / path).stat().st_mtime_ns
+    # coming back to a clip another run wrote: nothing is simulated again
+    assert dataset._make_clip(task[:-1] + (True,)) == (True, job["path"], None)
+    assert (tmp_path / path).stat().st_mtime_ns == written

@@ -40,11 +40,10 @@ MIN_DURATION_S = Config().n_fft / SR
 #: A temporary ``.tmp-*`` file this old (s) is left over from a killed run; younger ones may be
 #: being written by a run into the same folder at the same time.
 STALE_TEMPORARY_S = 600.0
-#: Clips a run simulates under one lock. Two runs simulating into one folder at the same time share
-#: the work batch by batch: a run skips a batch whose lock the other holds, and comes back to it
-#: at the end (its clips are then on disk, or it simulates them if the other run was stopped).
-CLIPS_PER_LOCK = 8
-#: The folder of ``root`` that holds the batches' lock files (a dot-folder: never scanned for clips).
+#: The folder of ``root`` that holds the lock file of each clip being simulated (a dot-folder: never
+#: scanned for clips). Two runs simulating into one folder at the same time share the work: a run
+#: skips a clip whose lock the other holds, and comes back to it at the end (it is then on disk, or
+#: it simulates it if the other run was stopped).
 LOCK_FOLDER = ".locks"
 
 
@@ -261,42 +260,35 @@ def _make_file(root: Path, job: dict, duration_s: float, strength: float) -> flo
     return info["peak"]
 
 
-def _batches(jobs: list[dict], size: int = CLIPS_PER_LOCK) -> list[tuple[str, list[dict]]]:
-    """The plan cut into batches of up to ``size`` clips of one folder, each with its lock's file name.
-
-    A batch is clips ``k * size`` to ``(k + 1) * size - 1`` of its ``id_XX/<label>`` folder, whatever
-    else a call simulates, so two calls that plan different machine types still name the same lock
-    for the same clips.
-    """
-    batches: dict[str, list[dict]] = {}
-    for job in jobs:
-        folder = job["path"].rsplit("/", 1)[0].replace("/", "~")
-        batches.setdefault(f"{folder}~{job['index'] // size:06d}.lock", []).append(job)
-    return list(batches.items())
+def _lock_name(job: dict) -> str:
+    """The file name of a clip's lock in ``<root>/.locks`` (its relative path, ``/`` as ``~``)."""
+    return job["path"].replace("/", "~") + ".lock"
 
 
-def _make_batch(task: tuple) -> tuple[bool, list[tuple[str, float | None]]]:
-    """Simulate the missing clips of one batch under its lock (a process-pool task).
+def _make_clip(task: tuple) -> tuple[bool, str, float | None]:
+    """Simulate one clip under its lock unless it is on disk (a process-pool task).
 
-    Returns ``(done, clips)``. ``done`` is False when ``wait`` is False and another run holds the
-    batch's lock (nothing is simulated; the caller comes back to it). ``clips`` lists each clip of
-    the batch that this call simulated, with its peak before clipping, and those another run
-    wrote, with the peak ``None``.
+    Returns ``(done, path, peak)``. ``done`` is False when ``wait`` is False and another run holds
+    the clip's lock (nothing is simulated; the caller comes back to it). ``peak`` is the clip's
+    peak before clipping when this call simulated it, ``None`` when another run wrote it. The lock
+    file is removed once the clip is written: a run that takes the lock later, on this file or on a
+    new one, finds the clip on disk.
     """
     from filelock import FileLock, Timeout
 
-    root, lock_name, batch, duration_s, strength, size, wait = task
+    root, job, duration_s, strength, size, wait = task
     root = Path(root)
+    lock = root / LOCK_FOLDER / _lock_name(job)
     try:
-        with FileLock(str(root / LOCK_FOLDER / lock_name), timeout=-1 if wait else 0):
-            out = []
-            for job in batch:
-                path = root / job["path"]
-                done = path.is_file() and path.stat().st_size == size  # written by another run meanwhile
-                out.append((job["path"], None if done else _make_file(root, job, duration_s, strength)))
-            return True, out
+        with FileLock(str(lock), timeout=-1 if wait else 0):
+            path = root / job["path"]
+            peak = None
+            if not (path.is_file() and path.stat().st_size == size):  # or another run wrote it meanwhile
+                peak = _make_file(root, job, duration_s, strength)
+            lock.unlink(missing_ok=True)
+            return True, job["path"], peak
     except Timeout:
-        return False, []
+        return False, job["path"], None
 
 
 def simulate_dataset(
@@ -321,9 +313,9 @@ def simulate_dataset(
     written to a temporary file and renamed. Temporary files older than :data:`STALE_TEMPORARY_S`
     (left by a killed run) are removed first; younger ones may belong to a run writing into the
     same folder at the same time, and are left alone (:func:`asdlib.data.scan_mimii` never lists them).
-    Runs that simulate into one folder at the same time share the work: each takes batches of
-    :data:`CLIPS_PER_LOCK` clips under a file lock in ``<root>/.locks``, skips those another run
-    holds, and at the end waits for them (simulating what a stopped run left undone).
+    Runs that simulate into one folder at the same time share the work: each simulates a clip under
+    a file lock in ``<root>/.locks``, skips the clips another run holds, and at the end waits for
+    them (simulating what a stopped run left undone).
 
     Parameters
     ----------
@@ -391,28 +383,24 @@ def simulate_dataset(
     todo = [j for j in jobs if not ((root / j["path"]).is_file() and (root / j["path"]).stat().st_size == size)]
     check_space(root, len(todo) * size, f"simulating {len(todo):,} clips of {duration_s:g} s",
                 hint="free some space, or set ASDLIB_DATA (or --out) to a folder on a larger disk")
-    todo_paths = {j["path"] for j in todo}
-    batches = [(name, [j for j in batch if j["path"] in todo_paths]) for name, batch in _batches(jobs)]
-    batches = [(name, batch) for name, batch in batches if batch]
     (root / LOCK_FOLDER).mkdir(exist_ok=True)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="simulate", unit="clip", disable=not progress)
     clipped, simulated = [], 0
     try:
-        # first every batch no other run holds, then, waiting for their locks, those another run had
+        # first every clip no other run is simulating, then, waiting for their locks, those another run had
         for wait in (False, True):
-            tasks = [(str(root), name, batch, duration_s, anomaly_strength, size, wait) for name, batch in batches]
+            tasks = [(str(root), job, duration_s, anomaly_strength, size, wait) for job in todo]
             if n_jobs > 1 and len(tasks) > 1:
                 kernels.load()  # once here, inherited by the forked workers
                 with ProcessPoolExecutor(max_workers=n_jobs, initializer=tune_malloc) as pool:
-                    results = list(_counted(pool.map(_make_batch, tasks, chunksize=1), bar))
+                    results = list(_counted(pool.map(_make_clip, tasks, chunksize=1), bar))
             else:
                 tune_malloc()
-                results = list(_counted(map(_make_batch, tasks), bar))
-            for done, clips in results:
-                simulated += sum(peak is not None for _, peak in clips)
-                clipped += [(path, peak) for path, peak in clips if peak is not None and peak > 1.0]
-            batches = [batch for batch, (done, _) in zip(batches, results) if not done]
-            if not batches:
+                results = list(_counted(map(_make_clip, tasks), bar))
+            simulated += sum(peak is not None for _, _, peak in results)
+            clipped += [(path, peak) for _, path, peak in results if peak is not None and peak > 1.0]
+            todo = [job for job, (done, _, _) in zip(todo, results) if not done]
+            if not todo:
                 break
     finally:
         bar.close()
@@ -429,10 +417,10 @@ def simulate_dataset(
 
 
 def _counted(results, bar):
-    """``results`` of :func:`_make_batch` passed through, advancing ``bar`` by each finished batch's clips."""
-    for done, clips in results:
-        bar.update(len(clips))
-        yield done, clips
+    """``results`` of :func:`_make_clip` passed through, advancing ``bar`` for each clip done."""
+    for result in results:
+        bar.update(result[0])
+        yield result
 
 
 #: What ``metadata.csv`` records of each setting: a clip's columns that the setting determines.
