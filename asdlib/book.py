@@ -478,6 +478,18 @@ def parse_channel_sets(channel_sets: Any = None) -> dict[int, list[int]]:
     return dict(sorted(sets.items()))
 
 
+def yes_no(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy for display in which every column of truth values (booleans, possibly missing) reads
+    "yes", "no" or "–" instead of Python's ``True``/``False``/``<NA>``; other columns are unchanged."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        known = values[values.notna()]
+        if len(known) and all(isinstance(v, (bool, np.bool_)) for v in known):
+            out[column] = ["–" if pd.isna(v) else ("yes" if v else "no") for v in values]
+    return out
+
+
 def and_join(items) -> str:
     """``"2, 4 and 8"``: items as text, the last two joined by "and"."""
     words = [str(i) for i in items]
@@ -804,9 +816,8 @@ def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), f
     gains are shown as ``floor_db``.
     """
     from . import simulate
-    from .spatial import difference_response
+    from .spatial import band_gain_db
 
-    band = np.linspace(band_hz[0], band_hz[1], 200)
     rows = []
     for machine in simulate.MACHINES:
         for machine_id in simulate.MACHINE_IDS:
@@ -814,10 +825,34 @@ def pair_gains_towards_machines(pairs=OPPOSITE_PAIRS, band_hz=(100.0, 8000.0), f
             az, dist = float(np.rad2deg(np.arctan2(pos[1], pos[0]))), float(np.hypot(pos[0], pos[1]))
             row = {"machine": machine, "id": machine_id, "azimuth (°)": round(az, 1), "distance (cm)": round(100 * dist, 1)}
             for a, b in pairs:
-                g = difference_response(band, np.array([az]), (a, b), distance=dist)[:, 0]
-                row[f"{a}-{b} (dB)"] = round(max(10 * np.log10(max(np.mean(g**2), 1e-30)), floor_db), 1)
+                row[f"{a}-{b} (dB)"] = round(band_gain_db((a, b), az, dist, band_hz, floor_db=floor_db), 1)
             rows.append(row)
     return pd.DataFrame(rows).set_index(["machine", "id"])
+
+
+def cancelling_pairs_reading(gains: pd.DataFrame) -> str:
+    """A sentence read off :func:`pair_gains_towards_machines`' table: which units have a pair that
+    cancels their sound (a gain of :data:`asdlib.sweep.CANCELS_DB` or less), and how much the others'
+    quietest pair still passes."""
+    from .sweep import CANCELS_DB
+
+    columns = [c for c in gains.columns if c.endswith(" (dB)")]
+    least, quietest = gains[columns].min(axis=1), gains[columns].idxmin(axis=1).str.removesuffix(" (dB)")
+    cancel = least <= CANCELS_DB
+    units = [f"{machine} {unit_id} ({quietest[(machine, unit_id)]}, {least[(machine, unit_id)]:+.1f} dB)"
+             for machine, unit_id in least.index[cancel]]
+    n, k = len(gains), int(cancel.sum())
+    text = (f"In Table 8.1, {k} of {n} unit{'s' if n != 1 else ''} {'has' if k == 1 else 'have'} a pair that cancels "
+            f"{'its' if n == 1 else 'their'} sound (a gain of {CANCELS_DB:g} dB or less"
+            + (f": {and_join(units)})" if units else ")"))
+    if k < n:
+        text += (f"; for the other {n - k}, even the quietest pair passes it at {least[~cancel].min():+.1f} dB or more. "
+                 "Averaged over 100 Hz–8 kHz, a pair cancels a source only when the source lies almost exactly broadside "
+                 "to it, so the first expectation above "
+                 + ("can be tested only on those units." if k else "cannot be tested on these units."))
+    else:
+        text += "."
+    return text
 
 
 def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> tuple[pd.DataFrame, str]:
@@ -1121,7 +1156,7 @@ def training_projection(spec: ExperimentSpec, results_dir: str | Path | None = N
     hours = seconds * work(paper) / work(spec) / 3600
     return pd.DataFrame({"training seconds measured": [round(seconds)], "run": [spec.run_id()],
                          "projected hours, paper profile": [round(hours, 1)],
-                         "per seed": [round(hours / len(paper.seeds), 1)], "device": [prov["device"]]})
+                         "projected hours per seed": [round(hours / len(paper.seeds), 1)], "device": [prov["device"]]})
 
 
 def leak_verdict(intervals, n_seeds: int) -> str:

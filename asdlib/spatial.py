@@ -18,7 +18,7 @@ import numpy as np
 
 from .geometry import MIC_RADIUS, SPEED_OF_SOUND, mic_positions  # one definition of the array geometry
 
-__all__ = ["MIC_RADIUS", "SPEED_OF_SOUND", "mic_positions", "difference_response", "far_field_dipole"]
+__all__ = ["MIC_RADIUS", "SPEED_OF_SOUND", "mic_positions", "difference_response", "far_field_dipole", "band_gain_db"]
 
 
 def difference_response(
@@ -72,3 +72,30 @@ def far_field_dipole(freqs: np.ndarray, theta_deg: np.ndarray, spacing: float = 
     f = np.asarray(freqs, dtype=float)[:, None]
     th = np.deg2rad(np.asarray(theta_deg, dtype=float))[None, :]
     return 2 * np.abs(np.sin(np.pi * f * spacing * np.cos(th) / c))
+
+
+def band_gain_db(pair: tuple[int, int], azimuth_deg: float, distance: float | None = None,
+                 band_hz: tuple[float, float] = (100.0, 8000.0), n_freqs: int = 200, floor_db: float = -60.0) -> float:
+    """Mean power gain (dB) of the difference channel of ``pair`` towards a point source, over a band.
+
+    Parameters
+    ----------
+    pair : (int, int)
+        The microphones ``(r, o)``.
+    azimuth_deg : float
+        The source's azimuth (0° = direction of microphone 0).
+    distance : float or None
+        Its distance from the array centre in metres; None = far field.
+    band_hz : (float, float)
+        The band, averaged over ``n_freqs`` evenly spaced frequencies.
+    floor_db : float
+        The value given to an exact null (a source equidistant from the two microphones).
+
+    Returns
+    -------
+    float
+        ``10 log10`` of the mean of ``|H|²`` (:func:`difference_response`) over the band, at least ``floor_db``.
+    """
+    band = np.linspace(band_hz[0], band_hz[1], n_freqs)
+    gain = difference_response(band, np.array([azimuth_deg]), tuple(pair), distance=distance)[:, 0]
+    return float(max(10 * np.log10(max(np.mean(gain**2), 1e-30)), floor_db))

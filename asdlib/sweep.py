@@ -16,6 +16,7 @@ import pandas as pd
 
 from .fileio import atomic_path, sha256_text
 from .metrics import roc_auc
+from .spatial import band_gain_db
 
 __all__ = ["sweep_clips", "direction_sweep", "best_pair_by_direction", "pair_facing", "sweep_reading"]
 
@@ -55,7 +56,7 @@ def sweep_clips(folder: str | Path, machine: str, machine_id: int, azimuths_deg:
     -------
     pandas.DataFrame
         ``path``, ``y`` (1 anomalous), ``azimuth`` (NaN for normal clips); plus attributes
-        ``machine_azimuth`` and ``distance`` in ``.attrs``.
+        ``machine_azimuth``, ``machine_distance`` (m) and ``distance`` (the anomaly's, m) in ``.attrs``.
     """
     from . import simulate
 
@@ -83,7 +84,7 @@ def sweep_clips(folder: str | Path, machine: str, machine_id: int, azimuths_deg:
                 _write_clip(path, audio, sr)
             clips.append({"path": str(path), "y": 1, "azimuth": float(az)})
     frame = pd.DataFrame(clips)
-    frame.attrs.update(machine_azimuth=machine_az, distance=distance)
+    frame.attrs.update(machine_azimuth=machine_az, machine_distance=float(np.hypot(machine_pos[0], machine_pos[1])), distance=distance)
     return frame
 
 
@@ -139,12 +140,20 @@ def pair_facing(azimuth_deg: float, pairs: Sequence[str]) -> str:
     return min(pairs, key=off_axis)
 
 
+#: A pair whose mean gain towards the machine (100 Hz–8 kHz) is at most this (dB re one microphone)
+#: counts as cancelling the machine's sound in :func:`sweep_reading`.
+CANCELS_DB = -6.0
+
+
 def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int | None = None, n_normal: int | None = None,
-                  n_seeds: int = 1, score: str | None = None) -> str:
+                  n_seeds: int = 1, score: str | None = None, machine_distance: float | None = None) -> str:
     """Sentences read off :func:`best_pair_by_direction`'s table.
 
     They say how often the best pair is the one whose axis points at the anomaly, and how often it is
-    the one broadside to the machine (whose normal sound it cancels). With ``n_anomalous`` and
+    the one that hears the machine least (the lowest :func:`asdlib.spatial.band_gain_db` towards the
+    machine at ``machine_azimuth`` and ``machine_distance``, None = far field); when even that pair
+    does not cancel the machine (a gain above :data:`CANCELS_DB`), they say that the sweep does not
+    test the expectation that cancelling the machine makes an anomaly stand out. With ``n_anomalous`` and
     ``n_normal`` (the clips behind each direction's AUC, a mean over ``n_seeds`` training seeds), a last
     sentence says how coarse each AUC is: one anomalous clip carries ``100 / n_anomalous`` points.
     ``score`` names the score the table is of, at the start of the text.
@@ -157,8 +166,9 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int |
     n_facing = int(sum(f in w for f, w in zip(facing, winners)))  # a tie counts if it includes the facing pair
     share = {p: sum(p in w for w in winners) / n for p in candidates}  # how often each pair is among the best
     chance = sum(share[f] for f in facing)  # the facing count expected if the same winners fell on the directions at random
-    broadside = pair_facing(machine_azimuth + 90.0, candidates)
-    n_broadside = int(sum(broadside in w for w in winners))
+    gains = {p: band_gain_db(tuple(int(m) for m in p.split("-")), machine_azimuth, machine_distance) for p in candidates}
+    quietest = min(candidates, key=gains.__getitem__)
+    n_quietest = int(sum(quietest in w for w in winners))
     if len(counts) == 1:
         text = (f"pair {counts.index[0]} is the best at all {n} directions: on this simulated unit (machine at {machine_azimuth:.0f}°) "
                 f"the best pair does not follow the anomaly's direction, against what the dipole patterns alone would suggest.")
@@ -166,8 +176,13 @@ def sweep_reading(best: pd.DataFrame, machine_azimuth: float, n_anomalous: int |
         text = ("the best pair changes with the anomaly's direction (" + ", ".join(f"{p}: {k} of {n} directions" for p, k in counts.items())
                 + f"); it is the pair whose axis points at the anomaly in {n_facing} of {n} directions, against {chance:.1f} "
                 "if the same winners fell on the directions at random.")
-    text += (f" The pair broadside to the machine ({broadside}, which cancels the machine's own sound) is the best at "
-             f"{n_broadside} of {n} directions" + (": cancelling the machine does not make the anomaly stand out here." if n_broadside == 0 else "."))
+    text += (f" The pair that hears the machine least ({quietest}, {gains[quietest]:+.1f} dB towards it over 100 Hz–8 kHz) "
+             f"is the best at {n_quietest} of {n} directions")
+    if gains[quietest] > CANCELS_DB:
+        text += (f"; but no pair cancels this machine's sound (every pair's gain towards it is between {min(gains.values()):+.1f} and "
+                 f"{max(gains.values()):+.1f} dB), so the sweep does not test whether cancelling the machine makes an anomaly stand out.")
+    else:
+        text += ": cancelling the machine does not make the anomaly stand out here." if n_quietest == 0 else "."
     text += (f" Averaged over directions, the best pair at each direction beats the baseline by {best['gain'].mean():+.1f} AUC points "
              f"(picked per direction on the same clips, hence optimistic); the gain is positive at {int((best['gain'] > 0).sum())} of {n} directions.")
     if n_anomalous and n_normal:
@@ -210,10 +225,12 @@ def run_direction_sweep(store, spec, machine: str = "fan", machine_id: int = 0, 
     result = by_seed.groupby(["model", "azimuth", "score"], sort=False)["AUC"].mean().reset_index()
     scores = [s for s in spec.scores if s in set(result["score"])]
     best = pd.concat({s: best_pair_by_direction(result, s) for s in scores}, axis=1)
-    reading = " ".join(sweep_reading(best[s], clips.attrs["machine_azimuth"], n_per_azimuth, n_normal, len(spec.seeds), score=s)
-                       for s in scores)
+    reading = " ".join(sweep_reading(best[s], clips.attrs["machine_azimuth"], n_per_azimuth, n_normal, len(spec.seeds), score=s,
+                                     machine_distance=clips.attrs["machine_distance"]) for s in scores)
     trained = ", ".join(f"{v:g}" for v in trained_snrs)
-    seeds = f"seed {spec.seeds[0]}" if len(spec.seeds) == 1 else f"seeds {', '.join(map(str, spec.seeds))} (AUC: mean over seeds)"
+    at = "the SNR the detectors were trained at" if set(trained_snrs) == {snr_db} else f"while the detectors were trained at {trained} dB"
+    seeds = (f"the grid's detectors of seed {spec.seeds[0]}" if len(spec.seeds) == 1
+             else f"the grid's detectors of seeds {', '.join(map(str, spec.seeds))} (AUC: their mean)")
     setup = (f"{machine} unit {machine_id}: {n_normal} normal clips and {n_per_azimuth} anomalous clips per direction at "
-             f"{snr_db:g} dB SNR (the detectors were trained on clips at {trained} dB), scored by the detectors of {seeds} of the grid above")
+             f"{snr_db:g} dB SNR, {at}; scored by {seeds}")
     return {"clips": clips, "by_seed": by_seed, "result": result, "best": best, "reading": reading, "setup": setup}

@@ -114,17 +114,23 @@ def test_table1_page_has_the_table_beside_the_reported_values(site):
     page.close()
 
 
-def test_table1_fits_a_1280_pixel_screen(site):
-    """The book's style sheet (_css/asdlib.css) is loaded and Table 1's ten configurations fit side by side."""
+@pytest.mark.parametrize("name", ["04_table1", "07_how_sure"])
+def test_table1_fits_a_1280_pixel_screen(site, name):
+    """The book's style sheet (_css/asdlib.css) is loaded, Table 1's ten configurations fit side by side
+    (on its own page and on How sure?), and the captions of these full-width tables stay within the
+    text column, clear of the theme's "Contents" button in the right margin."""
     browser, base = site
-    page, errors = _open(browser, f"{base}/notebooks/04_table1.html")
+    page, errors = _open(browser, f"{base}/notebooks/{name}.html")
     page.set_viewport_size({"width": 1280, "height": 900})
     sheets = page.eval_on_selector_all("link[rel=stylesheet]", "ls => ls.map(l => l.getAttribute('href'))")
     assert any("asdlib.css" in s for s in sheets), sheets
     boxes = page.eval_on_selector_all("div.asdlib-table1", "ds => ds.map(d => [d.querySelector('table').scrollWidth, d.clientWidth])")
     assert len(boxes) >= 2
     for table, box in boxes:
-        assert table <= box + 1, f"Table 1 is {table} px wide in a {box} px column"
+        assert table <= box + 1, f"{name}: Table 1 is {table} px wide in a {box} px column"
+    column = page.eval_on_selector("article.bd-article", "a => a.getBoundingClientRect().right")
+    captions = page.eval_on_selector_all("div.cell.tag_full-width div.cell_output > p", "ps => ps.map(p => p.getBoundingClientRect().right)")
+    assert captions and max(captions) <= column + 1, f"{name}: a caption ends at {max(captions)} px, the text column at {column}"
     assert not errors
     page.close()
 

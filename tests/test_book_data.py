@@ -344,8 +344,17 @@ def test_sweep_reading_is_read_off_the_best_pair_table():
     assert "in 2 of 2 directions, against 1.0 if the same winners fell on the directions at random" in text  # 0° faces 0-4, 90° 2-6
     assert "+3.5 AUC points" in text and "positive at 1 of 2 directions" in text
     assert "one training seed" not in text
-    assert "The pair broadside to the machine (3-7, which cancels the machine's own sound) is the best at 0 of 2" in text
-    assert "broadside to the machine (2-6, which cancels the machine's own sound) is the best at 1 of 2" in sweep_reading(best, 0.0)
+    # far field: the pair broadside to the machine is an exact null
+    assert ("The pair that hears the machine least (3-7, -60.0 dB towards it over 100 Hz–8 kHz) is the best at 0 of 2 directions: "
+            "cancelling the machine does not make the anomaly stand out here.") in text
+    assert "The pair that hears the machine least (2-6, -60.0 dB towards it over 100 Hz–8 kHz) is the best at 1 of 2 directions." \
+        in sweep_reading(best, 0.0)
+    # the book's fan unit 0 (15°, 50 cm): 15° off broadside of 2-6 no pair cancels it, and the reading says so
+    near = sweep_reading(best, 15.0, machine_distance=0.498)
+    assert ("The pair that hears the machine least (2-6, +2.4 dB towards it over 100 Hz–8 kHz) is the best at 1 of 2 directions; "
+            "but no pair cancels this machine's sound (every pair's gain towards it is between +2.4 and +3.7 dB), so the sweep "
+            "does not test whether cancelling the machine makes an anomaly stand out.") in near
+    assert "cancels the machine's own sound" not in near
     assert sweep_reading(best, 45.0, score="mahalanobis").startswith("With the Mahalanobis score, the best pair changes")
     tie = sweep.assign(AUC=sweep["AUC"].where(~((sweep["azimuth"] == 0.0) & (sweep["model"] == "2-6")), 90.0))
     tied = best_pair_by_direction(tie, "mse")
@@ -417,3 +426,32 @@ def test_anomaly_kind_gains_follow_the_best_configuration_seed_by_seed():
     assert "no clear difference between the kinds, since the seeds do not all have the same sign" in text
     assert "spatial minus spectral ranges from 0.0 to +4.0 points" in text
     assert "So the data do not support the premise of this page." in text
+
+
+def test_cancelling_pairs_reading_is_read_off_the_gain_table():
+    from asdlib.book import cancelling_pairs_reading, pair_gains_towards_machines
+
+    gains = pair_gains_towards_machines()
+    text = cancelling_pairs_reading(gains)
+    least = gains[[c for c in gains.columns if c.endswith(" (dB)")]].min(axis=1)
+    assert least.loc[("slider", 4)] == -60.0  # 1-5 exactly broadside to slider unit 4
+    assert text.startswith(f"In Table 8.1, {int((least <= -6).sum())} of 16 units have a pair that cancels their sound")
+    assert "slider 4 (1-5, -60.0 dB)" in text and "fan 0" not in text
+    # one unit whose pairs all pass its sound: none cancels, and the text says what that leaves untested
+    fan0 = gains.loc[[("fan", 0)]]
+    assert cancelling_pairs_reading(fan0) == (
+        "In Table 8.1, 0 of 1 unit have a pair that cancels its sound (a gain of -6 dB or less); for the other 1, even the "
+        "quietest pair passes it at +2.4 dB or more. Averaged over 100 Hz–8 kHz, a pair cancels a source only when the source "
+        "lies almost exactly broadside to it, so the first expectation above cannot be tested on these units.")
+
+
+def test_yes_no_words_only_the_columns_of_truth_values():
+    from asdlib.book import yes_no
+
+    frame = pd.DataFrame({"AUC": [1.0, 0.0], "overlap": [True, False], "apart": pd.Series([True, pd.NA], dtype=object),
+                          "count": [1, 0]})
+    shown = yes_no(frame)
+    assert list(shown["overlap"]) == ["yes", "no"] and list(shown["apart"]) == ["yes", "–"]
+    # numbers equal to 1 and 0 stay numbers, and the frame given is not changed
+    assert list(shown["AUC"]) == [1.0, 0.0] and list(shown["count"]) == [1, 0]
+    assert list(frame["overlap"]) == [True, False]
