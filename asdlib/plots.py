@@ -299,7 +299,7 @@ def plot_figure5(summary: pd.DataFrame, reported: pd.DataFrame | None = None, sc
 
     One line per mic pair (mean over seeds) with its interval as a band, the baseline as a black line
     with its band; the paper's reported values, when ``reported`` is given, as hollow squares on dotted
-    lines. The legend sits outside the panels.
+    lines. The legend sits under the panels.
 
     Parameters
     ----------
@@ -319,7 +319,8 @@ def plot_figure5(summary: pd.DataFrame, reported: pd.DataFrame | None = None, sc
     machines = [m for m in ["fan", "slider", "pump", "valve"] if m in set(s["machine"])]
     ncols = 2 if len(machines) > 1 else 1
     nrows = int(np.ceil(len(machines) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows + 0.8), squeeze=False, sharex=True, sharey=True,
+                             layout="constrained")
     colors = dict(zip(sorted(s.loc[s["model"] == "dual", "mic_pair"].unique()), plt.cm.tab10.colors))
     for ax, machine in zip(axes.flat, machines):
         sm = s[s["machine"] == machine]
@@ -359,8 +360,8 @@ def plot_figure5(summary: pd.DataFrame, reported: pd.DataFrame | None = None, sc
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{metric} (%)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.tight_layout()
+    # under the panels, not beside them: the figure keeps the page's width and its text stays legible
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4 if ncols > 1 else 2), frameon=False)
     return fig
 
 
