@@ -162,18 +162,22 @@ def data_caption(spec: ExperimentSpec) -> str:
     """Where a table's or figure's numbers come from, in one line.
 
     Examples: ``"simulated data (asdlib.simulate, not MIMII), book profile: 60 training + 320 test
-    clips of 10 s per machine type, 5 epochs, batch 64, 3 seeds"`` or ``"real MIMII (/data/mimii), paper profile: ..."``.
+    clips of 10 s per machine type at 0 dB SNR, 5 epochs, batch 64, 3 seeds"`` or ``"real MIMII
+    recordings (/data/mimii), paper profile: ..."`` (the SNR levels when the spec chooses some).
     """
     config = spec.model_config()
     if spec.simulated:
         sim = spec.simulator_settings()
         source = "simulated data (asdlib.simulate, not MIMII)"
         length = f" of {sim['duration_s']:g} s"
+        snrs = sim["snrs_db"] if spec.snrs_db is None else spec.snrs_db
     else:
         source = f"real MIMII recordings ({spec.data_root})"
         length = ""
+        snrs = spec.snrs_db  # None: every SNR folder found
+    at = "" if snrs is None else f" at {and_join(f'{float(v):g}' for v in snrs)} dB SNR"
     seeds = len(spec.seeds)
-    return (f"{source}, {spec.profile} profile: {spec.n_train} training + {spec.n_test} test clips{length} per machine type, "
+    return (f"{source}, {spec.profile} profile: {spec.n_train} training + {spec.n_test} test clips{length} per machine type{at}, "
             f"{config.epochs} epochs, batch {config.batch_size}, {seeds} seed{'s' if seeds != 1 else ''}")
 
 

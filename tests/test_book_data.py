@@ -455,3 +455,17 @@ def test_yes_no_words_only_the_columns_of_truth_values():
     # numbers equal to 1 and 0 stay numbers, and the frame given is not changed
     assert list(shown["AUC"]) == [1.0, 0.0] and list(shown["count"]) == [1, 0]
     assert list(frame["overlap"]) == [True, False]
+
+
+def test_data_caption_says_where_the_numbers_come_from():
+    from asdlib.book import data_caption
+    from asdlib.experiments import profile
+
+    assert data_caption(profile("book")) == ("simulated data (asdlib.simulate, not MIMII), book profile: 60 training + 320 test "
+                                             "clips of 10 s per machine type at 0 dB SNR, 5 epochs, batch 64, 3 seeds")
+    three = profile("book", n_test=100, simulator={"duration_s": 10.0, "snrs_db": [-6, 0, 6]})
+    assert "100 test clips of 10 s per machine type at -6, 0 and 6 dB SNR" in data_caption(three)
+    real = profile("paper", data_root="/data/mimii")
+    assert data_caption(real) == ("real MIMII recordings (/data/mimii), paper profile: 1000 training + 200 test clips per "
+                                  "machine type, 50 epochs, batch 256, 5 seeds")
+    assert "at 6 dB SNR, 50 epochs" in data_caption(real.replace(snrs_db=[6]))
