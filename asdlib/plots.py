@@ -445,13 +445,17 @@ def plot_channels(metrics: pd.DataFrame, scores=("mse", "mahalanobis"), metric: 
     """A metric against the number of channels: mean over seeds with a band, every seed as a dot (seaborn)."""
     import seaborn as sns
 
+    from .book import score_name
+
     m = metrics[metrics["metric"] == metric].copy()
     m["channels"] = m["mic_pair"].map(lambda p: 1 if p == "" else len(str(p).split("-")))
     scores = [s for s in scores if s in set(m["score"])]
     fig, axes = plt.subplots(1, len(scores), figsize=(5.4 * len(scores), 3.6), squeeze=False, sharey=True)
     for ax, score in zip(axes[0], scores):
         data = m[m["score"] == score]
-        sns.lineplot(data=data, x="channels", y="value_percent", hue="machine", marker="o", errorbar=("pi", 100), ax=ax)
+        last = ax is axes[0][-1]  # one legend, in the last panel
+        sns.lineplot(data=data, x="channels", y="value_percent", hue="machine", marker="o", errorbar=("pi", 100), ax=ax,
+                     legend=last)
         sns.stripplot(data=data, x="channels", y="value_percent", hue="machine", native_scale=True, dodge=False, alpha=0.5,
                       legend=False, ax=ax, jitter=0.05)
         ax.axhline(50, color="gray", lw=0.8, ls=":")
@@ -459,7 +463,7 @@ def plot_channels(metrics: pd.DataFrame, scores=("mse", "mahalanobis"), metric: 
         ax.set_ylim(0, 100)
         ax.set_xlabel("channels (1 = baseline, 2 = the paper's dual AE)")
         ax.set_ylabel(f"{metric} (%)")
-        ax.set_title(score)
+        ax.set_title(f"{score_name(score)} score")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
