@@ -482,6 +482,20 @@ def parse_channel_sets(channel_sets: Any = None) -> dict[int, list[int]]:
     return dict(sorted(sets.items()))
 
 
+#: How a table shows the library's field names in its headers.
+DISPLAY_NAMES = {"mic_pair": "mics", "alpha": "α", "n_configs": "configurations compared"}
+
+
+def for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy for display: truth values read "yes"/"no"/"–" (:func:`yes_no`) and the library's field
+    names in the headers (``mic_pair``, ``alpha``) read as a page writes them (:data:`DISPLAY_NAMES`)."""
+    out = yes_no(frame).rename(columns=DISPLAY_NAMES)
+    names = lambda axis: [DISPLAY_NAMES.get(n, n) for n in axis.names]  # noqa: E731
+    out.index = out.index.set_names(names(out.index))
+    out.columns = out.columns.set_names(names(out.columns))
+    return out
+
+
 def yes_no(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy for display in which every column of truth values (booleans, possibly missing) reads
     "yes", "no" or "–" instead of Python's ``True``/``False``/``<NA>``; other columns are unchanged."""

@@ -469,3 +469,16 @@ def test_data_caption_says_where_the_numbers_come_from():
     assert data_caption(real) == ("real MIMII recordings (/data/mimii), paper profile: 1000 training + 200 test clips per "
                                   "machine type, 50 epochs, batch 256, 5 seeds")
     assert "at 6 dB SNR, 50 epochs" in data_caption(real.replace(snrs_db=[6]))
+
+
+def test_for_display_names_the_headers_as_a_page_writes_them():
+    from asdlib.book import for_display
+
+    index = pd.MultiIndex.from_tuples([("AUC", "mse", "2-6", 0.5)], names=["metric", "score", "mic_pair", "alpha"])
+    frame = pd.DataFrame({"gain": [1.5], "n_configs": [8], "apart": [False]}, index=index)
+    shown = for_display(frame)
+    assert list(shown.index.names) == ["metric", "score", "mics", "α"]
+    assert list(shown.columns) == ["gain", "configurations compared", "apart"] and shown["apart"].iloc[0] == "no"
+    wide = pd.DataFrame([[True, False]], columns=pd.Index(["0-4", "2-6"], name="mic_pair"))
+    assert for_display(wide).columns.name == "mics" and list(for_display(wide).iloc[0]) == ["yes", "no"]
+    assert list(frame.index.names) == ["metric", "score", "mic_pair", "alpha"]  # the frame given is unchanged
