@@ -613,7 +613,8 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
         has_intervals = all(pd.notna(x["ci_low"]) for x in [b, *tops])
         row.update({"best pair": best_pair, "pairs with an α above the baseline": above,
                     "pairs whose best α is clearly above (intervals apart)": clear if has_intervals else pd.NA,
-                    "pairs' best intervals overlap": _intervals_overlap(tops) if has_intervals else pd.NA})
+                    "pairs' best intervals overlap": (_intervals_overlap([(x["ci_low"], x["ci_high"]) for x in tops])
+                                                      if has_intervals else pd.NA)})
         rows.append(row)
     table = pd.DataFrame(rows).set_index("machine")
     if table.empty:
@@ -646,9 +647,10 @@ def figure5_reading(summary: pd.DataFrame, score: str = "mse", metric: str = "AU
     return table, text
 
 
-def _intervals_overlap(rows) -> bool:
-    """Whether the intervals (``ci_low``, ``ci_high``) of all ``rows`` share a point."""
-    return max(r["ci_low"] for r in rows) <= min(r["ci_high"] for r in rows)
+def _intervals_overlap(intervals) -> bool:
+    """Whether all ``intervals``, ``(low, high)`` pairs, share a point."""
+    intervals = list(intervals)
+    return max(low for low, _ in intervals) <= min(high for _, high in intervals)
 
 
 def gain_reading_sentence(readings: pd.DataFrame, stated: dict, tolerance: float = 0.015) -> str:
@@ -889,7 +891,8 @@ def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> 
         text = f"{machine}: {metric} ({score.upper()}) {curve} % for {', '.join(str(n) for n in t.index)} channels; best with {best_n}"
         if 2 in t.index and t[["ci_low", "ci_high"]].notna().all().all():
             dual_low, dual_high = t.loc[2, "ci_low"], t.loc[2, "ci_high"]
-            apart = [n for n in t.index if n > 2 and (t.loc[n, "ci_high"] < dual_low or t.loc[n, "ci_low"] > dual_high)]
+            apart = [n for n in t.index if n > 2 and not _intervals_overlap([(t.loc[n, "ci_low"], t.loc[n, "ci_high"]),
+                                                                              (dual_low, dual_high)])]
             text += ("; every count of channels has an interval overlapping the dual AE's (2 channels), so none is shown to "
                      "differ from it (an overlap does not show that they are equal)" if not apart
                      else f"; intervals apart from the dual AE's (2 channels) for {', '.join(map(str, apart))} channels")
@@ -1193,7 +1196,7 @@ def leak_verdict(intervals, n_seeds: int) -> str:
     if not intervals or any(np.isnan(np.asarray(pair, dtype=float)).any() for pair in intervals):
         return (f"with {n_seeds} seed{'s' if n_seeds != 1 else ''} no interval is computed (fewer than {MIN_SEEDS_FOR_INTERVAL}), so "
                 "this comparison cannot tell a leak effect from the seeds' and test clips' spread; the split by recording stays the correct one")
-    if all(not (a[1] < b[0] or b[1] < a[0]) for a, b in intervals):
+    if all(_intervals_overlap(pair) for pair in intervals):
         return ("the intervals overlap in every case, so this comparison cannot show a leak effect at this size (an overlap does not "
                 "show that there is none); the split by recording stays the correct one")
     return "in some cases the intervals are apart: the leak changes the result"
