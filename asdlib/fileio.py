@@ -5,6 +5,9 @@ never sees a half-written file and an interrupted run leaves at most a ``.tmp-*`
 (:func:`remove_stale_temporaries` cleans those). Files are created with the permissions the
 process's umask gives (not ``mkstemp``'s 0600), so a results folder shared on a cluster stays
 readable to the group.
+
+Work that concurrent runs may both want to do (simulate a clip, compute a clip's features) is
+done under :func:`claim`, a file lock per piece of work, so that the runs share it.
 """
 from __future__ import annotations
 
@@ -119,6 +122,47 @@ def atomic_write_with(path: str | Path, write: Callable[[Path], None], suffix: s
     """Call ``write(tmp_path)`` and move the result to ``path`` atomically (e.g. ``torch.save``)."""
     with atomic_path(path, suffix=suffix) as tmp:
         write(tmp)
+
+
+@contextmanager
+def claim(lock: str | Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the operating-system file lock ``lock`` while doing work another process may want to do too.
+
+    Yields True while the lock is held; with ``wait=False`` it yields False at once when another
+    process holds the lock (do nothing then, and come back later with ``wait=True``). When the
+    block finishes without an error, the lock file is removed, still under the lock. A process that
+    takes the lock after that, on the removed file or on a new one, must therefore check again
+    whether the work is done before doing it. The lock is released when its holder exits, even
+    when killed (:class:`filelock.FileLock`), so work a stopped run held is taken over.
+
+    Parameters
+    ----------
+    lock : str or Path
+        The lock file; its folder is created when missing.
+    wait : bool
+        Wait for another holder to finish (True), or give up at once (False).
+
+    Examples
+    --------
+    >>> with claim(root / ".locks" / "clip.lock", wait=False) as held:  # doctest: +SKIP
+    ...     if held and not done():
+    ...         do_it()
+    """
+    from filelock import FileLock, Timeout
+
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    handle = FileLock(str(lock), timeout=-1 if wait else 0)
+    try:
+        handle.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+        lock.unlink(missing_ok=True)
+    finally:
+        handle.release()
 
 
 def sha256_file(path: str | Path) -> str:

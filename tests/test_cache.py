@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,60 @@ def test_a_bad_clip_stops_extraction_naming_it(tiny_mimii, tmp_path, n_jobs):
         extract_features([*paths[:3], str(bad), *paths[3:]], [InputSpec(0)], cache=cache, n_jobs=n_jobs, progress=False)
     bad_entry = _entry(cache, bad, InputSpec(0))
     assert not bad_entry.exists()
+
+
+def _extract_counting(paths: list[str], cache_dir: str, n_jobs: int, log: str) -> dict[str, np.ndarray]:
+    """One of two runs at once (a process-pool task); each clip it computes is a line of ``log``."""
+    import asdlib.cache as cache_module
+
+    compute = cache_module.log_mel_frames
+
+    def counting(waves, config, *, source=None):
+        with open(log, "a") as f:  # also from this run's own worker processes (forked with this function)
+            f.write(f"{source}\n")
+        return compute(waves, config, source=source)
+
+    cache_module.log_mel_frames = counting
+    try:
+        return extract_features(paths, pair_inputs(0, 4), cache=FeatureCache(cache_dir), n_jobs=n_jobs, progress=False).vectors
+    finally:
+        cache_module.log_mel_frames = compute
+
+
+def test_two_runs_at_once_share_the_clips(tiny_mimii, tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    paths = scan_mimii(tiny_mimii)["path"].tolist()
+    logs = [str(tmp_path / "one.log"), str(tmp_path / "two.log")]
+    with ProcessPoolExecutor(2) as pool:  # one run in one process, one with a worker: the same groups of clips
+        runs = list(pool.map(_extract_counting, [paths] * 2, [str(tmp_path / "cache")] * 2, [1, 2], logs))
+    computed = [Path(log).read_text().split() if Path(log).exists() else [] for log in logs]
+    # whichever way the two interleave, each clip's features are computed once, by one of them
+    assert sorted(computed[0] + computed[1]) == sorted(paths), [len(c) for c in computed]
+    alone = extract_features(paths, pair_inputs(0, 4), progress=False)
+    for vectors in runs:
+        for name, array in alone.vectors.items():
+            np.testing.assert_array_equal(vectors[name], array)
+    assert list((tmp_path / "cache" / ".locks").iterdir()) == []  # every lock file goes once its clips are cached
+
+
+def test_a_clip_another_run_holds_is_left_for_later(tmp_path, clip):
+    from filelock import FileLock
+
+    cache, specs = FeatureCache(tmp_path / "cache"), pair_inputs(0, 4)
+    keys = [cache.key(waveform_digest(w), s, Config()) for w, s in zip(read_inputs(clip, specs), specs)]
+    lock = cache.lock(keys)
+    assert lock.parent == tmp_path / "cache" / ".locks" and cache.lock(keys[::-1]) == lock
+    lock.parent.mkdir(parents=True)
+    with FileLock(str(lock)):  # another run is on this clip
+        assert clip_logmels(clip, specs, Config(), cache, wait=False) is None
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+    first = clip_logmels(clip, specs, Config(), cache, wait=False)
+    assert len(first) == 2 and len(list((tmp_path / "cache").rglob("*.npy"))) == 2
+    assert list(lock.parent.iterdir()) == []  # the lock file goes once the clip is cached
+    written = [cache.path(k).stat().st_mtime_ns for k in keys]
+    # coming back to a clip another run cached: nothing is computed again
+    again = clip_logmels(clip, specs, Config(), cache)
+    assert [cache.path(k).stat().st_mtime_ns for k in keys] == written
+    for a, b in zip(again, first):
+        np.testing.assert_array_equal(a, b)

@@ -13,7 +13,7 @@ import pandas as pd
 import soundfile as sf
 
 from ..config import MACHINES, Config, check_jobs
-from ..fileio import atomic_path, atomic_write_text, check_space, no_space_error, remove_stale_temporaries
+from ..fileio import atomic_path, atomic_write_text, check_space, claim, no_space_error, remove_stale_temporaries
 from ..geometry import N_MICS, SR
 from ..memory import tune_malloc
 from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
@@ -274,21 +274,16 @@ def _make_clip(task: tuple) -> tuple[bool, str, float | None]:
     file is removed once the clip is written: a run that takes the lock later, on this file or on a
     new one, finds the clip on disk.
     """
-    from filelock import FileLock, Timeout
-
     root, job, duration_s, strength, size, wait = task
     root = Path(root)
-    lock = root / LOCK_FOLDER / _lock_name(job)
-    try:
-        with FileLock(str(lock), timeout=-1 if wait else 0):
-            path = root / job["path"]
-            peak = None
-            if not (path.is_file() and path.stat().st_size == size):  # or another run wrote it meanwhile
-                peak = _make_file(root, job, duration_s, strength)
-            lock.unlink(missing_ok=True)
-            return True, job["path"], peak
-    except Timeout:
-        return False, job["path"], None
+    with claim(root / LOCK_FOLDER / _lock_name(job), wait=wait) as held:
+        if not held:
+            return False, job["path"], None
+        path = root / job["path"]
+        peak = None
+        if not (path.is_file() and path.stat().st_size == size):  # or another run wrote it meanwhile
+            peak = _make_file(root, job, duration_s, strength)
+        return True, job["path"], peak
 
 
 def simulate_dataset(
