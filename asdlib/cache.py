@@ -210,29 +210,14 @@ def clip_logmels(
 ) -> list[np.ndarray] | None:
     """Log-mels of one clip for each spec, from the cache when possible.
 
-    The one-clip case of :func:`group_logmels`: what the cache lacks is computed under the clip's
-    file lock (:meth:`FeatureCache.lock`).
-
-    Parameters
-    ----------
-    path : str or Path
-    specs : sequence of InputSpec
-    config : Config
-    cache : FeatureCache or None
-    wait : bool
-        When another run is computing this clip's features: wait for them (True), or return None
-        at once (False; call again later with ``wait=True``).
+    :func:`group_logmels` for the one clip ``path`` (the other parameters, the lock and the errors
+    are the same).
 
     Returns
     -------
     list of np.ndarray [shape=(T, n_mels)], or None
         Time-major, so that 5 consecutive rows flattened are one frame-major input vector. None
         only with ``wait=False``, when another run holds the clip's lock.
-
-    Raises
-    ------
-    ValueError
-        The clip gives non-finite features (the message names the file); nothing is cached.
     """
     group = group_logmels([path], specs, config, cache, wait=wait)
     return None if group is None else group[0]
