@@ -320,7 +320,7 @@ def test_table1_summary_counts_ties_and_says_when_no_detector_beats_chance():
 
 def test_delong_by_seed_counts_each_direction():
     """Two seeds whose dual model ranks the clips perfectly and one whose dual model inverts them."""
-    from asdlib.book import _delong_by_seed
+    from asdlib.book.how_sure import _delong_by_seed
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 40)
