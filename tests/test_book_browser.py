@@ -98,6 +98,27 @@ def test_notebook_pages_have_figures(site):
         page.close()
 
 
+def test_figures_are_numbered_by_page(site):
+    """A reader sees "Figure 5.1", "Figure 5.2" on page 05, as its tables are "Table 5.1"; never Sphinx's
+    book-wide "Fig. 8" beside them (the Method page's figure is "Figure M.1")."""
+    browser, base = site
+    numbered = 0
+    for path in _pages():
+        rel = path.relative_to(HTML).as_posix()
+        page, _ = _open(browser, f"{base}/{rel}")
+        captions = page.eval_on_selector_all("article figure figcaption", "cs => cs.map(c => c.innerText.trim())")
+        page.close()
+        if not captions:
+            continue
+        prefix = {"book/method.html": "M"}.get(rel) or (str(int(path.name[:2])) if path.parent.name == "notebooks" else None)
+        assert prefix is not None, f"{rel} has figures but no page number for them"
+        for k, text in enumerate(captions, start=1):
+            assert text.startswith(f"Figure {prefix}.{k}. "), (rel, text[:80])
+            assert "Fig. " not in text, (rel, text[:80])
+        numbered += len(captions)
+    assert numbered >= 16, numbered
+
+
 def test_table1_page_has_the_table_beside_the_reported_values(site):
     browser, base = site
     page, _ = _open(browser, f"{base}/notebooks/04_table1.html")
