@@ -299,6 +299,7 @@ def test_table1_average_row_is_compared_with_the_paper_only_over_the_same_machin
     assert "The Average row is the harmonic mean over fan only" in caption
     full = table1_caption("mse", spec.replace(machines=["fan", "pump", "slider", "valve"], seeds=[0, 1, 2]))
     assert "95 % interval over seeds and test clips under it" in full and "Average row" not in full
+    assert table1_caption("mahalanobis", spec).startswith("Mahalanobis score: ours")  # as a sentence names it
 
 
 def test_table1_summary_counts_ties_and_says_when_no_detector_beats_chance():

@@ -129,6 +129,8 @@ def test_channels_reading_with_intervals_keeps_them_and_adds_no_caveat():
     table, text = book.channels_reading(_channels_summary(ci=True, n_seeds=3), "mse")
     assert "no interval" not in text and "overlapping the dual AE's" in text
     assert list(book.channels_table(table).columns) == ["mean over seeds", "95 % low", "95 % high", "seeds"]
+    summary = _channels_summary(ci=True, n_seeds=3).assign(score="mahalanobis")
+    assert "fan: AUC (Mahalanobis)" in book.channels_reading(summary, "mahalanobis")[1]
 
 
 # -- the paper profile's time, projected the same way on the Reproduce and Cluster pages -----------------

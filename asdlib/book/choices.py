@@ -118,6 +118,6 @@ def baseline_input_comparison(store, n_boot: int = 1000) -> tuple[pd.DataFrame |
     higher = int((machines > 0).sum())
     avg = auc.xs("average", level="machine") if "average" in auc.index.get_level_values("machine") else pd.Series(dtype=float)
     text = (f"The channel-mean baseline has the higher AUC in {share(higher, len(machines))} (machine type, score) cells"
-             + (", and its Average AUC differs by " + ", ".join(f"{signed(v)} points ({sc.upper()})" for sc, v in avg.items()) if len(avg) else "")
+             + (", and its Average AUC differs by " + ", ".join(f"{signed(v)} points ({score_name(sc)})" for sc, v in avg.items()) if len(avg) else "")
              + ". " + reason)
     return table, text

@@ -9,7 +9,7 @@ import yaml
 
 from ..experiments import ExperimentSpec
 from .parameters import make_spec, parse_list
-from .text import intervals_overlap
+from .text import intervals_overlap, score_name
 
 
 CHANNEL_SETS = {2: [4], 4: [4, 2, 6], 8: [1, 2, 3, 4, 5, 6, 7]}
@@ -110,7 +110,7 @@ def channels_reading(summary: pd.DataFrame, score: str, metric: str = "AUC") -> 
         t = t.droplevel("machine")
         curve = " → ".join(f"{v:.1f}" for v in t["mean"])
         best_n = int(t["mean"].idxmax())
-        text = f"{machine}: {metric} ({score.upper()}) {curve} % for {', '.join(str(n) for n in t.index)} channels; best with {best_n}"
+        text = f"{machine}: {metric} ({score_name(score)}) {curve} % for {', '.join(str(n) for n in t.index)} channels; best with {best_n}"
         if 2 in t.index and t[["ci_low", "ci_high"]].notna().all().all():
             dual_low, dual_high = t.loc[2, "ci_low"], t.loc[2, "ci_high"]
             apart = [n for n in t.index if n > 2 and not intervals_overlap([(t.loc[n, "ci_low"], t.loc[n, "ci_high"]),

@@ -98,7 +98,7 @@ def table1_caption(score: str, spec: ExperimentSpec, reported: bool = True) -> s
     n = len(spec.seeds)
     under = ("the 95 % interval over seeds and test clips under it" if n >= MIN_SEEDS_FOR_INTERVAL else
              f"the seeds' values under it, no interval with fewer than {MIN_SEEDS_FOR_INTERVAL} seeds" if n > 1 else "one seed")
-    text = (f"{score.upper()} score: ours, the mean over {n} seed{'s' if n != 1 else ''} ({under})"
+    text = (f"{score_name(score)} score: ours, the mean over {n} seed{'s' if n != 1 else ''} ({under})"
             + ("; the paper's reported value in parentheses" if reported else "") + "; AUC and pAUC in %.")
     paper_machines = ("fan", "pump", "slider", "valve")
     if reported and set(spec.machines) != set(paper_machines):
