@@ -180,7 +180,7 @@ def table1_layout(frame: pd.DataFrame, value: str = "ours", decimals: int = 2) -
     f["mics"] = np.where(f["model"] != "baseline", "MICS " + f["mic_pair"].astype(str),
                          np.where(f["mic_pair"].astype(str) == MEAN_INPUT, "Baseline (mean of channels)", "Baseline"))
     f["α"] = f["alpha"].map(lambda a: "" if pd.isna(a) else f"{a:g}")
-    f["score"] = f["score"].str.upper().replace({"MAHALANOBIS": "MAHALANOBIS", "MSE": "MSE"})
+    f["score"] = f["score"].str.upper()  # the paper's headers: MSE, MAHALANOBIS
     table = f.pivot_table(index=["machine", "metric"], columns=["score", "mics", "α"], values=value, aggfunc="first")
     machines = [m for m in order_machine if m in table.index.get_level_values(0)]
     table = table.reindex(machines, level=0)
