@@ -42,16 +42,13 @@ from tqdm import tqdm
 from .config import Config, check_jobs
 from .data import DataError, declared_frames, load_clip
 from .features import InputSpec, input_waveforms, log_mel_frames, mel_filters, stack_frames
-from .fileio import atomic_write_bytes, claim
+from .fileio import LOCK_FOLDER, atomic_write_bytes, claim
 
 #: Version of the entry layout and arithmetic; part of every key (2: ``.npy`` bytes + their SHA-256;
 #: 3: the mel product in librosa's orientation, which can round differently, see
 #: :func:`asdlib.features._mel_power_frames`).
 CACHE_FORMAT = 3
 _CHECKSUM_BYTES = 32
-#: The cache's folder of lock files, one per group of clips whose features a run is computing
-#: (removed once they are cached).
-LOCK_FOLDER = ".locks"
 #: The most clips whose features are computed under one lock (and in one task of the worker pool).
 GROUP_CLIPS = 8
 _PCM16_SCALE = np.float32(1.0 / 32768.0)  # libsndfile's int16 -> float normalisation (exact)

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 TMP_PREFIX = ".tmp-"
+#: The folder that holds :func:`claim`'s lock files inside the folder whose work they guard (a data
+#: set, the feature cache): a dot-folder, never scanned for clips; each lock file goes once its work is done.
+LOCK_FOLDER = ".locks"
 
 
 class InsufficientSpaceError(ValueError):

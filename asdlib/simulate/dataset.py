@@ -13,7 +13,7 @@ import pandas as pd
 import soundfile as sf
 
 from ..config import MACHINES, Config, check_jobs
-from ..fileio import atomic_path, atomic_write_text, check_space, claim, no_space_error, remove_stale_temporaries
+from ..fileio import LOCK_FOLDER, atomic_path, atomic_write_text, check_space, claim, no_space_error, remove_stale_temporaries
 from ..geometry import N_MICS, SR
 from ..memory import tune_malloc
 from .anomalies import ANOMALY_KINDS, DEFAULT_ANOMALY_STRENGTH
@@ -40,11 +40,6 @@ MIN_DURATION_S = Config().n_fft / SR
 #: A temporary ``.tmp-*`` file this old (s) is left over from a killed run; younger ones may be
 #: being written by a run into the same folder at the same time.
 STALE_TEMPORARY_S = 600.0
-#: The folder of ``root`` that holds the lock file of each clip being simulated (a dot-folder: never
-#: scanned for clips). Two runs simulating into one folder at the same time share the work: a run
-#: skips a clip whose lock the other holds, and comes back to it at the end (it is then on disk, or
-#: it simulates it if the other run was stopped).
-LOCK_FOLDER = ".locks"
 
 
 class SettingsMismatchError(ValueError):
@@ -378,7 +373,6 @@ def simulate_dataset(
     todo = [j for j in jobs if not ((root / j["path"]).is_file() and (root / j["path"]).stat().st_size == size)]
     check_space(root, len(todo) * size, f"simulating {len(todo):,} clips of {duration_s:g} s",
                 hint="free some space, or set ASDLIB_DATA (or --out) to a folder on a larger disk")
-    (root / LOCK_FOLDER).mkdir(exist_ok=True)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="simulate", unit="clip", disable=not progress)
     clipped, simulated = [], 0
     try:
